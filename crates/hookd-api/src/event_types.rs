@@ -1,0 +1,157 @@
+//! `/v2/event-types`: the catalogue of event types a client can publish and subscribe to:
+//! the built-in types of the seeds plus the client's own.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use hookd_core::event_type::{BUILTIN_EVENT_TYPES, EventFilter, EventType};
+use hookd_store::model::NewEventType;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Client;
+use crate::body::read_json;
+use crate::error::ApiError;
+use crate::time::{now_ms, rfc3339};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v2/event-types", get(list).post(create))
+}
+
+#[derive(Serialize)]
+struct EventTypeView {
+    name: String,
+    description: Option<String>,
+    builtin: bool,
+    created_at: Option<String>,
+}
+
+/// Every type name the client may use: built-in first, then its own.
+pub(crate) async fn catalogue(state: &AppState, client_id: &str) -> Result<Vec<String>, ApiError> {
+    let own = state.store.list_event_types(client_id).await?;
+    Ok(BUILTIN_EVENT_TYPES
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .chain(own.into_iter().map(|t| t.name))
+        .collect())
+}
+
+/// Checks a type to publish: built-in types need no store read.
+pub(crate) async fn check_publishable(
+    state: &AppState,
+    client_id: &str,
+    event_type: &str,
+) -> Result<(), ApiError> {
+    EventType::parse(event_type).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if BUILTIN_EVENT_TYPES
+        .iter()
+        .any(|(name, _)| *name == event_type)
+    {
+        return Ok(());
+    }
+    let all = catalogue(state, client_id).await?;
+    if all.iter().any(|t| t == event_type) {
+        return Ok(());
+    }
+    Err(unknown_type(event_type, &all))
+}
+
+/// Parses a webhook's filters against the client's catalogue.
+pub(crate) async fn check_filters(
+    state: &AppState,
+    client_id: &str,
+    filters: &[String],
+) -> Result<(), ApiError> {
+    if filters.is_empty() {
+        return Err(ApiError::invalid(
+            "`events` must list at least one event type (or `*`)",
+        ));
+    }
+    if filters.len() > 256 {
+        return Err(ApiError::invalid("`events` may list at most 256 entries"));
+    }
+    let all = catalogue(state, client_id).await?;
+    for filter in filters {
+        EventFilter::parse(filter, all.iter().map(String::as_str))
+            .map_err(|_| unknown_type(filter, &all))?;
+    }
+    Ok(())
+}
+
+fn unknown_type(name: &str, all: &[String]) -> ApiError {
+    ApiError::invalid(format!(
+        "unknown event type `{name}`; valid types are: {} (or `*`, or a prefix such as `payout_request.*`)",
+        all.join(", ")
+    ))
+}
+
+async fn list(State(state): State<AppState>, client: Client) -> Result<Json<Value>, ApiError> {
+    let own = state.store.list_event_types(&client.id).await?;
+    let data: Vec<EventTypeView> = BUILTIN_EVENT_TYPES
+        .iter()
+        .map(|(name, description)| EventTypeView {
+            name: (*name).to_owned(),
+            description: Some((*description).to_owned()),
+            builtin: true,
+            created_at: None,
+        })
+        .chain(own.into_iter().map(|t| EventTypeView {
+            name: t.name,
+            description: t.description,
+            builtin: false,
+            created_at: Some(rfc3339(t.created_at_ms)),
+        }))
+        .collect();
+    Ok(Json(json!({ "data": data, "next_cursor": null })))
+}
+
+#[derive(Deserialize)]
+struct CreateEventType {
+    name: String,
+    description: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    client: Client,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<EventTypeView>), ApiError> {
+    let input: CreateEventType = read_json(body, state.config.max_event_bytes).await?;
+    let name = EventType::parse(&input.name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if input
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 1024)
+    {
+        return Err(ApiError::invalid(
+            "`description` may be at most 1024 characters",
+        ));
+    }
+    if BUILTIN_EVENT_TYPES.iter().any(|(n, _)| *n == name.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("`{name}` is a built-in event type"),
+        ));
+    }
+    let created = state
+        .store
+        .create_event_type(NewEventType {
+            client_id: client.id,
+            name: name.as_str().to_owned(),
+            description: input.description,
+            now_ms: now_ms(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EventTypeView {
+            name: created.name,
+            description: created.description,
+            builtin: false,
+            created_at: Some(rfc3339(created.created_at_ms)),
+        }),
+    ))
+}

@@ -1,0 +1,36 @@
+//! Time at the API edge: the clock, RFC 3339 output, and `since`/`until` input given as
+//! unix seconds or RFC 3339.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::ApiError;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// RFC 3339 with milliseconds, in UTC.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Parses `since`/`until`: unix seconds, or an RFC 3339 time.
+pub(crate) fn parse_instant(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return seconds
+            .checked_mul(1000)
+            .ok_or_else(|| ApiError::invalid(format!("`{name}` is out of range")));
+    }
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "`{name}` must be unix seconds or an RFC 3339 time such as 2024-01-15T10:30:00Z"
+            ))
+        })
+}

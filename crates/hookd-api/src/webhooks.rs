@@ -1,0 +1,321 @@
+//! `/v2/webhooks`: registering, listing, changing and deleting endpoints.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use hookd_core::envelope::EnvelopeFormat;
+use hookd_core::ids::{IdKind, new_id};
+use hookd_core::signing::{SECRET_RANDOM_BYTES, new_webhook_secret};
+use hookd_core::target::TargetPolicy;
+use hookd_store::model::{NewWebhook, WebhookChanges, WebhookRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::AppState;
+use crate::auth::Client;
+use crate::body::{double_option, read_json};
+use crate::error::ApiError;
+use crate::event_types::check_filters;
+use crate::pagination::PageParams;
+use crate::time::{now_ms, rfc3339};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2/webhooks", get(list).post(create))
+        .route("/v2/webhooks/{id}", get(show).patch(update).delete(remove))
+}
+
+/// Headers hookd sets itself; a webhook's signature header may not shadow them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "transfer-encoding",
+    "connection",
+];
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+const MAX_METADATA_BYTES: usize = 4096;
+/// How long registration waits for DNS before leaving the check to connect time.
+const REGISTRATION_DNS_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize)]
+struct WebhookView {
+    id: String,
+    url: String,
+    events: Vec<String>,
+    format: &'static str,
+    signature_header: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    description: Option<String>,
+    metadata: Value,
+    created_at: String,
+    updated_at: String,
+    /// Only on creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+impl WebhookView {
+    fn from_record(w: WebhookRecord, with_secret: bool) -> WebhookView {
+        WebhookView {
+            secret: with_secret.then_some(w.secret),
+            id: w.id,
+            url: w.url,
+            events: w.events,
+            format: w.format.as_str(),
+            signature_header: w.signature_header,
+            enabled: w.enabled,
+            disabled_reason: w.disabled_reason,
+            description: w.description,
+            metadata: w.metadata,
+            created_at: rfc3339(w.created_at_ms),
+            updated_at: rfc3339(w.updated_at_ms),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateWebhook {
+    url: String,
+    events: Vec<String>,
+    description: Option<String>,
+    enabled: Option<bool>,
+    metadata: Option<Map<String, Value>>,
+    format: Option<String>,
+    signature_header: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UpdateWebhook {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    enabled: Option<bool>,
+    metadata: Option<Map<String, Value>>,
+    format: Option<String>,
+    signature_header: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    client: Client,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
+    let input: CreateWebhook = read_json(body, state.config.max_event_bytes).await?;
+    check_url(&state.config.target_policy, &input.url).await?;
+    check_filters(&state, &client.id, &input.events).await?;
+    let format = parse_format(input.format.as_deref())?.unwrap_or_default();
+    let signature_header = match input.signature_header {
+        Some(h) => check_signature_header(h)?,
+        None => format.default_signature_header().to_owned(),
+    };
+    check_description(input.description.as_deref())?;
+    let metadata = check_metadata(input.metadata)?.unwrap_or_else(|| Value::Object(Map::new()));
+    let now = now_ms();
+    let mut random = [0u8; SECRET_RANDOM_BYTES];
+    fill_random(&mut random)?;
+    let mut id_random = [0u8; 16];
+    fill_random(&mut id_random)?;
+    let record = state
+        .store
+        .create_webhook(NewWebhook {
+            id: new_id(
+                IdKind::Webhook,
+                u64::try_from(now).unwrap_or(0),
+                u128::from_le_bytes(id_random),
+            ),
+            client_id: client.id,
+            url: input.url,
+            events: input.events,
+            format,
+            signature_header,
+            enabled: input.enabled.unwrap_or(true),
+            description: input.description,
+            metadata,
+            secret: new_webhook_secret(&random),
+            now_ms: now,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookView::from_record(record, true)),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    client: Client,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let page = state
+        .store
+        .list_webhooks(&client.id, params.to_request()?)
+        .await?;
+    let data: Vec<WebhookView> = page
+        .data
+        .into_iter()
+        .map(|w| WebhookView::from_record(w, false))
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "data": data, "next_cursor": page.next_cursor }),
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    client: Client,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let record = state.store.get_webhook(&client.id, &id).await?;
+    record
+        .map(|w| Json(WebhookView::from_record(w, false)))
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    client: Client,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Json<WebhookView>, ApiError> {
+    let input: UpdateWebhook = read_json(body, state.config.max_event_bytes).await?;
+    // An unknown id is a 404 before any validation message about the body.
+    if state.store.get_webhook(&client.id, &id).await?.is_none() {
+        return Err(ApiError::not_found("webhook"));
+    }
+    if let Some(url) = &input.url {
+        check_url(&state.config.target_policy, url).await?;
+    }
+    if let Some(events) = &input.events {
+        check_filters(&state, &client.id, events).await?;
+    }
+    if let Some(Some(description)) = &input.description {
+        check_description(Some(description))?;
+    }
+    let changes = WebhookChanges {
+        url: input.url,
+        events: input.events,
+        format: parse_format(input.format.as_deref())?,
+        signature_header: input
+            .signature_header
+            .map(check_signature_header)
+            .transpose()?,
+        enabled: input.enabled,
+        description: input.description,
+        metadata: check_metadata(input.metadata)?,
+        now_ms: now_ms(),
+    };
+    let record = state.store.update_webhook(&client.id, &id, changes).await?;
+    record
+        .map(|w| Json(WebhookView::from_record(w, false)))
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    client: Client,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state
+        .store
+        .delete_webhook(&client.id, &id, now_ms())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("webhook"))
+    }
+}
+
+/// Checks the URL's form and, when private targets are refused, the addresses its name
+/// resolves to now (connect time checks again, against DNS rebinding).
+async fn check_url(policy: &TargetPolicy, url: &str) -> Result<(), ApiError> {
+    let parsed = policy
+        .check_url(url)
+        .map_err(|e| ApiError::invalid(format!("`url`: {e}")))?;
+    if policy.allow_private_targets {
+        return Ok(());
+    }
+    let Some(url::Host::Domain(host)) = parsed.host() else {
+        return Ok(());
+    };
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let lookup = tokio::net::lookup_host((host, port));
+    // A name that does not resolve yet is accepted: it may be set up after registration.
+    let Ok(Ok(addresses)) = tokio::time::timeout(REGISTRATION_DNS_TIMEOUT, lookup).await else {
+        return Ok(());
+    };
+    let addresses: Vec<IpAddr> = addresses.map(|a| a.ip()).collect();
+    for ip in addresses {
+        policy
+            .check_ip(ip)
+            .map_err(|e| ApiError::invalid(format!("`url` resolves to {e}")))?;
+    }
+    Ok(())
+}
+
+fn parse_format(format: Option<&str>) -> Result<Option<EnvelopeFormat>, ApiError> {
+    format
+        .map(|f| {
+            f.parse::<EnvelopeFormat>()
+                .map_err(|e| ApiError::invalid(format!("`format`: {e}")))
+        })
+        .transpose()
+}
+
+fn check_signature_header(name: String) -> Result<String, ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+        && !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str());
+    if valid {
+        Ok(name)
+    } else {
+        Err(ApiError::invalid(format!(
+            "`signature_header` `{name}` must be an HTTP header name of at most 64 characters, other than {}",
+            RESERVED_HEADERS.join(", ")
+        )))
+    }
+}
+
+fn check_description(description: Option<&str>) -> Result<(), ApiError> {
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+        return Err(ApiError::invalid(format!(
+            "`description` may be at most {MAX_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: Option<Map<String, Value>>) -> Result<Option<Value>, ApiError> {
+    let Some(map) = metadata else { return Ok(None) };
+    let value = Value::Object(map);
+    if value.to_string().len() > MAX_METADATA_BYTES {
+        return Err(ApiError::invalid(format!(
+            "`metadata` may be at most {MAX_METADATA_BYTES} bytes of JSON"
+        )));
+    }
+    Ok(Some(value))
+}
+
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), ApiError> {
+    getrandom::fill(buf).map_err(|e| {
+        tracing::error!("the system random number generator failed: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not complete the request",
+        )
+    })
+}

@@ -1,0 +1,197 @@
+//! One attempt: build the signed request, send it, capture the response, and judge it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hookd_core::envelope::Envelope;
+use hookd_core::ids::{IdKind, new_id};
+use hookd_core::outcome::{
+    AttemptResult, AttemptVerdict, judge_attempt, parse_retry_after_seconds,
+};
+use hookd_core::schedule::RetrySchedule;
+use hookd_core::signing::signature_headers;
+use hookd_core::target::TargetPolicy;
+use hookd_store::model::{ClaimedDelivery, FinishedAttempt, NextStep};
+
+/// Response bodies are logged up to this many bytes.
+pub(crate) const MAX_LOGGED_BODY: usize = 4096;
+
+pub(crate) struct AttemptContext {
+    pub(crate) http: reqwest::Client,
+    pub(crate) schedule: RetrySchedule,
+    pub(crate) policy: TargetPolicy,
+}
+
+/// What the wire gave back, before it is judged.
+struct Exchange {
+    result: AttemptResult,
+    response_headers: Vec<(String, String)>,
+    response_body: Option<String>,
+    error: Option<String>,
+}
+
+pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) -> FinishedAttempt {
+    let started_at_ms = now_ms();
+    let clock = Instant::now();
+    let timestamp = started_at_ms.div_euclid(1000);
+    let event = &delivery.event;
+    let body = Envelope {
+        event_id: &event.id,
+        created: event.created,
+        event_type: &event.event_type,
+        data: &event.data,
+    }
+    .body(delivery.format);
+    let mut request_headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("user-agent".to_owned(), crate::user_agent()),
+    ];
+    let exchange = match signature_headers(
+        &[delivery.secret.as_str()],
+        &delivery.signature_header,
+        &event.id,
+        timestamp,
+        body.as_bytes(),
+    ) {
+        Ok(signatures) => {
+            request_headers.extend(signatures);
+            send(ctx, &delivery.url, &request_headers, body).await
+        }
+        Err(e) => Exchange {
+            result: AttemptResult::Error,
+            response_headers: Vec::new(),
+            response_body: None,
+            error: Some(format!("cannot sign: {e}")),
+        },
+    };
+    let duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let finished_ms = started_at_ms.saturating_add(duration_ms);
+    let next = match judge_attempt(exchange.result, delivery.attempt_number, &ctx.schedule) {
+        AttemptVerdict::Succeeded => NextStep::Succeeded,
+        AttemptVerdict::Failed { disable_webhook } => NextStep::Failed {
+            disable_webhook_reason: disable_webhook
+                .then(|| "the endpoint answered 410 Gone".to_owned()),
+        },
+        AttemptVerdict::Retry { delay } => NextStep::RetryAt {
+            at_ms: finished_ms.saturating_add(millis(delay)),
+        },
+    };
+    FinishedAttempt {
+        id: new_id(
+            IdKind::Attempt,
+            u64::try_from(started_at_ms).unwrap_or(0),
+            random_u128(),
+        ),
+        delivery_key: delivery.delivery_key,
+        lease_token: delivery.lease_token,
+        attempt_number: delivery.attempt_number,
+        started_at_ms,
+        duration_ms,
+        format: delivery.format,
+        request_headers,
+        response_status: match exchange.result {
+            AttemptResult::Response { status, .. } => Some(status),
+            _ => None,
+        },
+        response_headers: exchange.response_headers,
+        response_body: exchange.response_body,
+        error: exchange.error,
+        next,
+    }
+}
+
+async fn send(
+    ctx: &AttemptContext,
+    url: &str,
+    headers: &[(String, String)],
+    body: String,
+) -> Exchange {
+    let failed = |result, error: String| Exchange {
+        result,
+        response_headers: Vec::new(),
+        response_body: None,
+        error: Some(error),
+    };
+    // The URL was checked at registration; check again in case the policy changed since.
+    // Names are checked after resolution, in the client's resolver.
+    if let Err(e) = ctx.policy.check_url(url) {
+        return failed(AttemptResult::Error, e.to_string());
+    }
+    let mut request = ctx.http.post(url);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let mut response = match request.body(body).send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return failed(AttemptResult::Timeout, error_chain(&e)),
+        Err(e) => return failed(AttemptResult::Error, error_chain(&e)),
+    };
+    let status = response.status().as_u16();
+    let response_headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after_seconds);
+    // Read only what gets logged; a huge body is cut off rather than downloaded.
+    let mut captured = Vec::new();
+    let mut error = None;
+    while captured.len() < MAX_LOGGED_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => captured.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(format!("reading the response body: {}", error_chain(&e)));
+                break;
+            }
+        }
+    }
+    captured.truncate(MAX_LOGGED_BODY);
+    Exchange {
+        result: AttemptResult::Response {
+            status,
+            retry_after,
+        },
+        response_headers,
+        response_body: Some(String::from_utf8_lossy(&captured).into_owned()),
+        error,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn random_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    // An id's randomness only avoids collisions; a failing RNG falls back to the clock.
+    if getrandom::fill(&mut bytes).is_err() {
+        return u128::from(now_ms().unsigned_abs());
+    }
+    u128::from_le_bytes(bytes)
+}

@@ -1,0 +1,64 @@
+//! The one shared HTTP client, and the DNS resolver that enforces the target policy on
+//! every address hookd actually connects to.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hookd_core::target::TargetPolicy;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::{EngineConfig, EngineError, user_agent};
+
+pub(crate) fn build(config: &EngineConfig) -> Result<reqwest::Client, EngineError> {
+    // reqwest is built without a bundled crypto provider; install ring once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(user_agent())
+        .timeout(config.attempt_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        // Never retry a POST on our own: a retry is a new, logged attempt.
+        .retry(reqwest::retry::never())
+        // A proxy from the environment would bypass the address checks below.
+        .no_proxy()
+        .http1_only()
+        .pool_max_idle_per_host(config.max_in_flight_per_webhook)
+        .dns_resolver(Arc::new(PolicyResolver {
+            policy: config.target_policy,
+        }))
+        .build()
+        .map_err(|e| EngineError::HttpClient(e.to_string()))
+}
+
+/// Resolves names with the system resolver, then drops addresses the policy refuses, so
+/// a name that resolves (or rebinds) to a private address cannot be reached.
+struct PolicyResolver {
+    policy: TargetPolicy,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|a| policy.check_ip(a.ip()).is_ok())
+                .collect();
+            if allowed.is_empty() {
+                let first = resolved
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{host} resolves only to refused addresses ({first}); start hookd with --allow-private-targets to permit them"
+                )
+                .into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! The dispatcher: claims due deliveries in batches and runs one task per attempt,
+//! within the global and per-webhook limits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookd_store::Store;
+use hookd_store::model::{ClaimRequest, ClaimedDelivery};
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::EngineConfig;
+use crate::attempt::{AttemptContext, millis, now_ms, perform};
+
+/// Extra lease time beyond the attempt timeout, for recording the outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// Pause after a store error before claiming again.
+const ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Attempts in flight per webhook key, shared by the dispatcher and its attempt tasks.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<i64, usize>>);
+
+impl InFlight {
+    fn add(&self, webhook_key: i64) {
+        if let Ok(mut map) = self.0.lock() {
+            *map.entry(webhook_key).or_default() += 1;
+        }
+    }
+
+    fn remove(&self, webhook_key: i64) {
+        if let Ok(mut map) = self.0.lock()
+            && let Some(n) = map.get_mut(&webhook_key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&webhook_key);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(i64, usize)> {
+        self.0
+            .lock()
+            .map(|map| map.iter().map(|(k, n)| (*k, *n)).collect())
+            .unwrap_or_default()
+    }
+}
+
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    http: reqwest::Client,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    let ctx = Arc::new(AttemptContext {
+        http,
+        schedule: config.schedule.clone(),
+        policy: config.target_policy,
+    });
+    let slots = Arc::new(Semaphore::new(config.max_in_flight));
+    let in_flight = Arc::new(InFlight::default());
+    let freed = Arc::new(Notify::new());
+    let due = store.due_signal();
+    let lease_ms = millis(config.attempt_timeout + LEASE_MARGIN);
+    tokio::pin!(shutdown);
+
+    loop {
+        let room = slots.available_permits().min(config.claim_batch);
+        if room == 0 {
+            tokio::select! {
+                () = freed.notified() => continue,
+                () = &mut shutdown => break,
+            }
+        }
+        let claim = ClaimRequest {
+            now_ms: now_ms(),
+            lease_ms,
+            limit: room,
+            max_per_webhook: config.max_in_flight_per_webhook,
+            in_flight: in_flight.snapshot(),
+        };
+        let claimed = match store.claim_due_deliveries(claim).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("claiming deliveries failed: {e}");
+                tokio::select! {
+                    () = sleep(ERROR_BACKOFF) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let full_batch = claimed.len() == room;
+        for delivery in claimed {
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                // Cannot happen: only this loop takes permits, and it counted them. The
+                // delivery stays leased and is retried when the lease ends.
+                tracing::error!("no attempt slot for a claimed delivery");
+                continue;
+            };
+            in_flight.add(delivery.webhook_key);
+            let (store, ctx, in_flight, freed) = (
+                Arc::clone(&store),
+                Arc::clone(&ctx),
+                Arc::clone(&in_flight),
+                Arc::clone(&freed),
+            );
+            tokio::spawn(async move {
+                attempt_and_record(&*store, &ctx, &delivery).await;
+                in_flight.remove(delivery.webhook_key);
+                drop(permit);
+                freed.notify_one();
+            });
+        }
+        if full_batch {
+            continue;
+        }
+        // Nothing more is due now: sleep until new work, a freed slot (a webhook that was
+        // at its limit may have more), the next retry, or the poll interval.
+        let wake_at = next_wake(&*store, config.poll_interval).await;
+        tokio::select! {
+            () = due.notified() => {}
+            () = freed.notified() => {}
+            () = sleep_until(wake_at) => {}
+            () = &mut shutdown => break,
+        }
+    }
+
+    // Let attempts in flight finish and be recorded, within their timeout.
+    let all = u32::try_from(config.max_in_flight).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(
+        config.attempt_timeout + Duration::from_secs(1),
+        slots.acquire_many(all),
+    )
+    .await;
+}
+
+async fn next_wake(store: &dyn Store, poll_interval: Duration) -> Instant {
+    let now = Instant::now();
+    let latest = now + poll_interval;
+    match store.next_due_at().await {
+        Ok(Some(due_ms)) => {
+            let wait = u64::try_from(due_ms - now_ms()).unwrap_or(0);
+            // Something due now but not claimed means its webhook is at its limit: wait
+            // for a slot to free (or the poll) instead of spinning.
+            if wait == 0 {
+                latest
+            } else {
+                (now + Duration::from_millis(wait)).min(latest)
+            }
+        }
+        _ => latest,
+    }
+}
+
+async fn attempt_and_record(store: &dyn Store, ctx: &AttemptContext, delivery: &ClaimedDelivery) {
+    let finished = perform(ctx, delivery).await;
+    tracing::debug!(
+        event = %delivery.event.id,
+        webhook = %delivery.webhook_id,
+        attempt = finished.attempt_number,
+        status = ?finished.response_status,
+        "attempt finished"
+    );
+    if let Err(e) = store.record_attempts(vec![finished]).await {
+        // The lease runs out and the delivery is attempted again: at least once.
+        tracing::error!("recording an attempt failed: {e}");
+    }
+}

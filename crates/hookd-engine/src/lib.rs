@@ -1,0 +1,88 @@
+//! The delivery engine: claims due deliveries from the store, sends each attempt, and
+//! records what happened.
+//!
+//! One dispatcher task per process claims work in batches and starts one task per
+//! attempt. A global semaphore bounds attempts in flight, and a per-webhook cap keeps a
+//! slow or dead endpoint from taking the whole pool: deliveries of a webhook at its cap
+//! are left unclaimed for others to go first. Nothing here holds a database transaction
+//! across an HTTP call: a claim and a recorded outcome are each one short write.
+//!
+//! Main types: [`Engine`] and [`EngineConfig`].
+
+mod attempt;
+mod client;
+mod dispatcher;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookd_core::schedule::RetrySchedule;
+use hookd_core::target::TargetPolicy;
+use hookd_store::Store;
+
+/// How the engine behaves; every field has a production default.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub schedule: RetrySchedule,
+    pub attempt_timeout: Duration,
+    pub target_policy: TargetPolicy,
+    /// Attempts in flight in this process, across all webhooks.
+    pub max_in_flight: usize,
+    /// Attempts in flight to any one webhook.
+    pub max_in_flight_per_webhook: usize,
+    /// Most deliveries claimed in one go.
+    pub claim_batch: usize,
+    /// How often to look for due work when nothing wakes the dispatcher (retries becoming
+    /// due are found sooner, by asking the store when the next one is due).
+    pub poll_interval: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            schedule: RetrySchedule::seeds(),
+            attempt_timeout: Duration::from_secs(30),
+            target_policy: TargetPolicy::default(),
+            max_in_flight: 512,
+            max_in_flight_per_webhook: 32,
+            claim_batch: 256,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// The running delivery machinery of one process.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    http: reqwest::Client,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Result<Engine, EngineError> {
+        let http = client::build(&config)?;
+        Ok(Engine {
+            store,
+            config,
+            http,
+        })
+    }
+
+    /// Delivers until `shutdown` completes, then waits (up to the attempt timeout) for
+    /// attempts in flight to be recorded. Work not finished stays leased and is picked up
+    /// again when its lease ends.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        dispatcher::run(self.store, self.config, self.http, shutdown).await;
+    }
+}
+
+/// The `user-agent` of every attempt.
+pub fn user_agent() -> String {
+    format!("hookd/{}", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,107 @@
+//! Durable state of hookd behind one trait, [`Store`].
+//!
+//! The API and the delivery engine only speak to `dyn Store`; each backend (SQLite now,
+//! PostgreSQL later) owns all of its SQL. Writes that make up one request (an event and its
+//! deliveries, an attempt and its delivery's new state) commit together, and a write is
+//! acknowledged only after it is committed. Backends batch concurrent writes into one
+//! transaction (group commit), which is what makes durable ingest fast.
+//!
+//! Main types: [`Store`], the records in [`model`], and [`StoreError`].
+
+pub mod model;
+pub mod sqlite;
+
+mod error;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+pub use error::StoreError;
+use model::{
+    AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
+    EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, Page,
+    PageRequest, Published, WebhookChanges, WebhookRecord,
+};
+
+/// Everything hookd keeps. Every read and write of tenant data names the client, so one
+/// client can never reach another's rows.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_client(&self, client: NewClient) -> Result<ClientRecord, StoreError>;
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+
+    async fn create_webhook(&self, webhook: NewWebhook) -> Result<WebhookRecord, StoreError>;
+    async fn list_webhooks(
+        &self,
+        client_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<WebhookRecord>, StoreError>;
+    async fn get_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+    ) -> Result<Option<WebhookRecord>, StoreError>;
+    /// Applies `changes`; disabling a webhook cancels its pending deliveries.
+    async fn update_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        changes: WebhookChanges,
+    ) -> Result<Option<WebhookRecord>, StoreError>;
+    /// Deletes a webhook and cancels its pending deliveries; its attempt logs stay.
+    async fn delete_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The client's own event types (the built-in catalogue lives in `hookd-core`).
+    async fn list_event_types(&self, client_id: &str) -> Result<Vec<EventTypeRecord>, StoreError>;
+    async fn create_event_type(
+        &self,
+        event_type: NewEventType,
+    ) -> Result<EventTypeRecord, StoreError>;
+
+    /// Stores events and one pending delivery per matching enabled webhook, all or nothing.
+    /// An event whose idempotency key or id the client already used is not stored again:
+    /// the original comes back as [`Published::Existing`].
+    async fn publish_events(
+        &self,
+        client_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Published>, StoreError>;
+    async fn list_events(
+        &self,
+        client_id: &str,
+        query: EventQuery,
+        page: PageRequest,
+    ) -> Result<Page<EventRecord>, StoreError>;
+    async fn get_event(
+        &self,
+        client_id: &str,
+        event_id: &str,
+    ) -> Result<Option<EventDetail>, StoreError>;
+    async fn list_attempts(
+        &self,
+        client_id: &str,
+        event_id: &str,
+    ) -> Result<Option<(EventRecord, Vec<AttemptLog>)>, StoreError>;
+
+    /// Leases up to `claim.limit` due deliveries: each becomes invisible to other claims
+    /// until its lease ends, after which it is due again (so a crashed worker strands
+    /// nothing).
+    async fn claim_due_deliveries(
+        &self,
+        claim: ClaimRequest,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Logs an attempt and moves its delivery on, if the lease is still the caller's.
+    async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError>;
+    /// When the earliest pending delivery becomes due (unix ms), if there is one.
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Notified after a commit that made a delivery due now, so dispatchers need not poll.
+    fn due_signal(&self) -> Arc<Notify>;
+}

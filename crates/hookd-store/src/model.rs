@@ -1,0 +1,279 @@
+//! The records a store reads and writes. Times are unix milliseconds unless named
+//! otherwise; public ids are the `wh_…`/`evt_…` strings, internal keys never leave the store
+//! except inside claims.
+
+use hookd_core::envelope::EnvelopeFormat;
+use hookd_core::json::CanonicalJson;
+
+#[derive(Clone, Debug)]
+pub struct NewClient {
+    pub id: String,
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientRecord {
+    pub id: String,
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+    pub created_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewWebhook {
+    pub id: String,
+    pub client_id: String,
+    pub url: String,
+    /// Filters as accepted by `EventFilter::parse`, in their text form.
+    pub events: Vec<String>,
+    pub format: EnvelopeFormat,
+    pub signature_header: String,
+    pub enabled: bool,
+    pub description: Option<String>,
+    /// A JSON object.
+    pub metadata: serde_json::Value,
+    pub secret: String,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookRecord {
+    pub id: String,
+    pub client_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub format: EnvelopeFormat,
+    pub signature_header: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub description: Option<String>,
+    pub metadata: serde_json::Value,
+    pub secret: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A partial update; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookChanges {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub format: Option<EnvelopeFormat>,
+    pub signature_header: Option<String>,
+    pub enabled: Option<bool>,
+    /// `Some(None)` clears the description.
+    pub description: Option<Option<String>>,
+    pub metadata: Option<serde_json::Value>,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewEventType {
+    pub client_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventTypeRecord {
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// The public id: generated, or the client's own.
+    pub id: String,
+    /// Whether the client chose `id` (then a second event with it is a repeat).
+    pub id_from_client: bool,
+    pub idempotency_key: Option<String>,
+    pub event_type: String,
+    pub data: CanonicalJson,
+    pub now_ms: i64,
+    /// When the first attempt of each delivery is due (the schedule's first step).
+    pub first_attempt_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventRecord {
+    pub id: String,
+    pub event_type: String,
+    pub data: CanonicalJson,
+    /// Unix seconds, as in the envelope.
+    pub created: i64,
+    pub received_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub enum Published {
+    /// Stored now, with this many deliveries.
+    New {
+        event: EventRecord,
+        deliveries: usize,
+    },
+    /// Already stored earlier under the same idempotency key or id.
+    Existing { event: EventRecord },
+}
+
+impl Published {
+    pub fn event(&self) -> &EventRecord {
+        match self {
+            Published::New { event, .. } | Published::Existing { event } => event,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventQuery {
+    pub event_type: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// Opaque, from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Succeeded => "succeeded",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            DeliveryState::Pending => 0,
+            DeliveryState::Succeeded => 1,
+            DeliveryState::Failed => 2,
+            DeliveryState::Cancelled => 3,
+        }
+    }
+
+    pub(crate) fn from_code(code: i64) -> Option<DeliveryState> {
+        match code {
+            0 => Some(DeliveryState::Pending),
+            1 => Some(DeliveryState::Succeeded),
+            2 => Some(DeliveryState::Failed),
+            3 => Some(DeliveryState::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// One webhook's view of an event.
+#[derive(Clone, Debug)]
+pub struct DeliveryRecord {
+    pub webhook_id: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at_ms: Option<i64>,
+    pub last_response_status: Option<u16>,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventDetail {
+    pub event: EventRecord,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// What the engine needs to send one attempt.
+#[derive(Clone, Debug)]
+pub struct ClaimedDelivery {
+    pub delivery_key: i64,
+    pub lease_token: i64,
+    /// 1-based number of the attempt about to be made.
+    pub attempt_number: u32,
+    pub webhook_key: i64,
+    pub webhook_id: String,
+    pub url: String,
+    pub format: EnvelopeFormat,
+    pub signature_header: String,
+    pub secret: String,
+    pub event: EventRecord,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    pub now_ms: i64,
+    /// How long a claimed delivery stays invisible to other claims.
+    pub lease_ms: i64,
+    pub limit: usize,
+    /// Most attempts in flight to one webhook; more of its deliveries are left due.
+    pub max_per_webhook: usize,
+    /// Attempts the caller already has in flight, per webhook key.
+    pub in_flight: Vec<(i64, usize)>,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    /// No more attempts; with `disable_webhook_reason` the webhook is disabled too.
+    Failed {
+        disable_webhook_reason: Option<String>,
+    },
+    RetryAt {
+        at_ms: i64,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct FinishedAttempt {
+    pub id: String,
+    pub delivery_key: i64,
+    pub lease_token: i64,
+    pub attempt_number: u32,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub format: EnvelopeFormat,
+    pub request_headers: Vec<(String, String)>,
+    pub response_status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub next: NextStep,
+}
+
+/// A logged attempt. The request body is not stored: it is a pure function of the event
+/// and `format` (see `hookd_core::envelope`), rebuilt when read.
+#[derive(Clone, Debug)]
+pub struct AttemptLog {
+    pub id: String,
+    pub webhook_id: String,
+    pub attempt_number: u32,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub format: EnvelopeFormat,
+    pub request_headers: Vec<(String, String)>,
+    pub response_status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}

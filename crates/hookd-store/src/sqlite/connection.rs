@@ -1,0 +1,221 @@
+//! Opening SQLite files, the writer thread that batches writes into one transaction
+//! (group commit), and the pool of read connections.
+//!
+//! SQLite allows one writer at a time, so every write goes through one thread that owns
+//! the write connection. While a transaction commits, new writes queue up; the next
+//! transaction takes all of them at once, so a burst of a thousand publishes costs a
+//! handful of fsyncs instead of a thousand. Each write runs under its own savepoint: one
+//! failing write does not undo the others.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::StoreError;
+
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 1024;
+
+/// Reports how a job went and, once the transaction's fate is known, answers its caller.
+pub(super) struct JobOutcome {
+    ok: bool,
+    wakes_dispatcher: bool,
+    answer: Box<dyn FnOnce(Option<String>) + Send>,
+}
+
+type Job = Box<dyn FnOnce(&Connection) -> JobOutcome + Send>;
+
+/// Whether a write made deliveries due, so the dispatcher should look now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wake {
+    Dispatcher,
+    Nobody,
+}
+
+pub(super) struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection, due: Arc<Notify>) -> Writer {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        // The thread ends when every sender is dropped.
+        thread::Builder::new()
+            .name("hookd-sqlite-writer".to_owned())
+            .spawn(move || run_writer(conn, rx, &due))
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("cannot start the SQLite writer thread: {e}"));
+        Writer { jobs }
+    }
+
+    /// Runs `f` inside the next group transaction and returns its result once committed.
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<(T, Wake), StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn| match f(conn) {
+            Ok((value, wake)) => JobOutcome {
+                ok: true,
+                wakes_dispatcher: wake == Wake::Dispatcher,
+                answer: Box::new(move |commit_error| {
+                    let _ = tx.send(match commit_error {
+                        None => Ok(value),
+                        Some(e) => Err(StoreError::Database(e)),
+                    });
+                }),
+            },
+            Err(e) => JobOutcome {
+                ok: false,
+                wakes_dispatcher: false,
+                answer: Box::new(move |_| {
+                    let _ = tx.send(Err(e));
+                }),
+            },
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, due: &Notify) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let message = e.to_string();
+            tracing::error!("cannot begin a write transaction: {message}");
+            // Dropping the jobs unanswered makes their callers see a closed store.
+            drop(jobs);
+            continue;
+        }
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut wake = false;
+        for job in jobs {
+            let outcome = run_job(&conn, job);
+            wake |= outcome.wakes_dispatcher;
+            answers.push(outcome.answer);
+        }
+        let commit_error = conn.execute_batch("COMMIT").err().map(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!("commit failed: {e}");
+            e.to_string()
+        });
+        let committed = commit_error.is_none();
+        for answer in answers {
+            answer(commit_error.clone());
+        }
+        if committed && wake {
+            due.notify_one();
+        }
+    }
+}
+
+fn run_job(conn: &Connection, job: Job) -> JobOutcome {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        let message = e.to_string();
+        return JobOutcome {
+            ok: false,
+            wakes_dispatcher: false,
+            answer: Box::new(move |_| tracing::error!("savepoint failed: {message}")),
+        };
+    }
+    let outcome = job(conn);
+    let end = if outcome.ok {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    if let Err(e) = conn.execute_batch(end) {
+        tracing::error!("ending a savepoint failed: {e}");
+    }
+    outcome
+}
+
+/// A few read-only connections; WAL lets them read while the writer writes.
+pub(super) struct ReadPool {
+    conns: Vec<Arc<Mutex<Connection>>>,
+    next: AtomicUsize,
+}
+
+impl ReadPool {
+    pub(super) fn open(path: &Path, size: usize) -> Result<ReadPool, StoreError> {
+        let conns = (0..size.max(1))
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(Arc::new(Mutex::new(conn)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(ReadPool {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on a read connection on the blocking thread pool.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let conn = Arc::clone(&self.conns[index]);
+        tokio::task::spawn_blocking(move || {
+            let guard = conn.lock().map_err(|_| StoreError::Closed)?;
+            f(&guard)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Opens the write connection and sets the file up: WAL, full fsync on commit (a `202`
+/// must survive power loss, not just a crash), schema migrations.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(StoreError::Database(format!(
+            "the database has schema version {version}, newer than this hookd knows ({known}); upgrade hookd"
+        )));
+    }
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}

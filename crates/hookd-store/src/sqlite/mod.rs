@@ -1,0 +1,288 @@
+//! The embedded backend: one SQLite file in WAL mode, zero set-up.
+//!
+//! One writer thread batches all writes into group transactions (see `connection.rs`);
+//! reads run on a small pool of read-only connections. One `hookd serve` owns a database
+//! file at a time (a lock file beside it says so), which lets a restart release the
+//! leases of the previous run at once instead of waiting for them to expire.
+
+mod connection;
+mod queries;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::model::{
+    AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
+    EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, NextStep,
+    Page, PageRequest, Published, WebhookChanges, WebhookRecord,
+};
+use crate::{Store, StoreError};
+use connection::{ReadPool, Wake, Writer};
+
+/// Read connections kept open.
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: ReadPool,
+    due: Arc<Notify>,
+    lease_tokens: Arc<AtomicI64>,
+    /// Held for the store's life when serving; dropping it releases the lock.
+    _serve_lock: Option<File>,
+}
+
+impl SqliteStore {
+    /// Turns a `sqlite://path` URL (or a bare path) into a file path.
+    pub fn path_from_url(url: &str) -> PathBuf {
+        PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url))
+    }
+
+    /// Opens (creating if needed) the database for short-lived use, such as a CLI command
+    /// next to a running server.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_inner(path, None)
+    }
+
+    /// Opens the database for `hookd serve`: takes the serve lock, so a second server on the
+    /// same file is refused, and makes deliveries leased by a previous, killed run due now.
+    pub fn open_for_serving(path: &Path, now_ms: i64) -> Result<SqliteStore, StoreError> {
+        create_parent(path)?;
+        let lock_path = path.with_extension("serve-lock");
+        let lock = File::create(&lock_path).map_err(|e| {
+            StoreError::Database(format!("cannot create {}: {e}", lock_path.display()))
+        })?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Database(format!(
+                "another hookd serve is using {} (lock file {})",
+                path.display(),
+                lock_path.display()
+            ))
+        })?;
+        let store = SqliteStore::open_inner(path, Some(lock))?;
+        let conn = connection::open_writer(path)?;
+        let released = queries::release_all_leases(&conn, now_ms)?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "made deliveries leased by a previous run due again"
+            );
+        }
+        Ok(store)
+    }
+
+    fn open_inner(path: &Path, serve_lock: Option<File>) -> Result<SqliteStore, StoreError> {
+        create_parent(path)?;
+        let conn = connection::open_writer(path)?;
+        let lease_tokens = Arc::new(AtomicI64::new(queries::max_lease_token(&conn)?));
+        let due = Arc::new(Notify::new());
+        let readers = ReadPool::open(path, READERS)?;
+        Ok(SqliteStore {
+            writer: Writer::start(conn, Arc::clone(&due)),
+            readers,
+            due,
+            lease_tokens,
+            _serve_lock: serve_lock,
+        })
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_client(&self, client: NewClient) -> Result<ClientRecord, StoreError> {
+        self.writer
+            .write(move |c| Ok((queries::insert_client(c, &client)?, Wake::Nobody)))
+            .await
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let id = client_id.to_owned();
+        self.readers
+            .read(move |c| queries::find_client(c, &id))
+            .await
+    }
+
+    async fn create_webhook(&self, webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
+        self.writer
+            .write(move |c| Ok((queries::insert_webhook(c, &webhook)?, Wake::Nobody)))
+            .await
+    }
+
+    async fn list_webhooks(
+        &self,
+        client_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<WebhookRecord>, StoreError> {
+        let id = client_id.to_owned();
+        self.readers
+            .read(move |c| queries::list_webhooks(c, &id, &page))
+            .await
+    }
+
+    async fn get_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
+        self.readers
+            .read(move |c| queries::get_webhook(c, &client, &id))
+            .await
+    }
+
+    async fn update_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        changes: WebhookChanges,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
+        self.writer
+            .write(move |c| {
+                Ok((
+                    queries::update_webhook(c, &client, &id, &changes)?,
+                    Wake::Nobody,
+                ))
+            })
+            .await
+    }
+
+    async fn delete_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
+        self.writer
+            .write(move |c| {
+                Ok((
+                    queries::delete_webhook(c, &client, &id, now_ms)?,
+                    Wake::Nobody,
+                ))
+            })
+            .await
+    }
+
+    async fn list_event_types(&self, client_id: &str) -> Result<Vec<EventTypeRecord>, StoreError> {
+        let id = client_id.to_owned();
+        self.readers
+            .read(move |c| queries::list_event_types(c, &id))
+            .await
+    }
+
+    async fn create_event_type(
+        &self,
+        event_type: NewEventType,
+    ) -> Result<EventTypeRecord, StoreError> {
+        self.writer
+            .write(move |c| Ok((queries::insert_event_type(c, &event_type)?, Wake::Nobody)))
+            .await
+    }
+
+    async fn publish_events(
+        &self,
+        client_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Published>, StoreError> {
+        let id = client_id.to_owned();
+        self.writer
+            .write(move |c| {
+                let published = queries::publish_events(c, &id, &events)?;
+                let any_new = published
+                    .iter()
+                    .any(|p| matches!(p, Published::New { deliveries, .. } if *deliveries > 0));
+                Ok((
+                    published,
+                    if any_new {
+                        Wake::Dispatcher
+                    } else {
+                        Wake::Nobody
+                    },
+                ))
+            })
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        client_id: &str,
+        query: EventQuery,
+        page: PageRequest,
+    ) -> Result<Page<EventRecord>, StoreError> {
+        let id = client_id.to_owned();
+        self.readers
+            .read(move |c| queries::list_events(c, &id, &query, &page))
+            .await
+    }
+
+    async fn get_event(
+        &self,
+        client_id: &str,
+        event_id: &str,
+    ) -> Result<Option<EventDetail>, StoreError> {
+        let (client, id) = (client_id.to_owned(), event_id.to_owned());
+        self.readers
+            .read(move |c| queries::get_event(c, &client, &id))
+            .await
+    }
+
+    async fn list_attempts(
+        &self,
+        client_id: &str,
+        event_id: &str,
+    ) -> Result<Option<(EventRecord, Vec<AttemptLog>)>, StoreError> {
+        let (client, id) = (client_id.to_owned(), event_id.to_owned());
+        self.readers
+            .read(move |c| queries::list_attempts(c, &client, &id))
+            .await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        claim: ClaimRequest,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let tokens = Arc::clone(&self.lease_tokens);
+        self.writer
+            .write(move |c| {
+                let mut next = tokens.load(Ordering::Relaxed);
+                let claimed = queries::claim_due(c, &claim, &mut next)?;
+                tokens.store(next, Ordering::Relaxed);
+                Ok((claimed, Wake::Nobody))
+            })
+            .await
+    }
+
+    async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| {
+                let mut retry_now = false;
+                for attempt in &attempts {
+                    queries::record_attempt(c, attempt)?;
+                    retry_now |= matches!(attempt.next, NextStep::RetryAt { at_ms } if at_ms <= attempt.started_at_ms + attempt.duration_ms);
+                }
+                Ok(((), if retry_now { Wake::Dispatcher } else { Wake::Nobody }))
+            })
+            .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        self.readers.read(queries::next_due_at).await
+    }
+
+    fn due_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.due)
+    }
+}

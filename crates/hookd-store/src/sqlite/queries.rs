@@ -1,0 +1,776 @@
+//! The SQL of the SQLite backend, one function per store operation, each taking the
+//! connection it runs on (the writer's transaction or a read connection).
+
+use std::collections::HashMap;
+
+use hookd_core::envelope::EnvelopeFormat;
+use hookd_core::event_type::{EventFilter, any_matches};
+use hookd_core::json::CanonicalJson;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::StoreError;
+use crate::model::{
+    AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, DeliveryRecord, DeliveryState,
+    EventDetail, EventQuery, EventRecord, EventTypeRecord, FinishedAttempt, NewClient, NewEvent,
+    NewEventType, NewWebhook, NextStep, Page, PageRequest, Published, WebhookChanges,
+    WebhookRecord,
+};
+
+pub(super) fn insert_client(conn: &Connection, c: &NewClient) -> Result<ClientRecord, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO clients (id, name, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![c.id, c.name, &c.secret_sha256[..], c.now_ms])?;
+    Ok(ClientRecord {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        secret_sha256: c.secret_sha256,
+        created_at_ms: c.now_ms,
+    })
+}
+
+pub(super) fn find_client(conn: &Connection, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT id, name, secret_sha256, created_at FROM clients WHERE id = ?1")?
+        .query_row([id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get(3)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(id, name, digest, created_at_ms)| {
+        let secret_sha256 = <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| {
+            StoreError::Corrupt(format!("client {id} has a malformed secret digest"))
+        })?;
+        Ok(ClientRecord {
+            id,
+            name,
+            secret_sha256,
+            created_at_ms,
+        })
+    })
+    .transpose()
+}
+
+const WEBHOOK_COLUMNS: &str = "id, client_id, url, events, format, signature_header, enabled, \
+     disabled_reason, description, metadata, secret, created_at, updated_at";
+
+fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Result<WebhookRecord, StoreError>> {
+    let events: String = row.get(3)?;
+    let format: String = row.get(4)?;
+    let metadata: String = row.get(9)?;
+    let id: String = row.get(0)?;
+    let parsed = (|| {
+        let events: Vec<String> = serde_json::from_str(&events)
+            .map_err(|e| StoreError::Corrupt(format!("webhook {id} events: {e}")))?;
+        let format: EnvelopeFormat = format.parse().map_err(StoreError::Corrupt)?;
+        let metadata: serde_json::Value = serde_json::from_str(&metadata)
+            .map_err(|e| StoreError::Corrupt(format!("webhook {id} metadata: {e}")))?;
+        Ok((events, format, metadata))
+    })();
+    let (events, format, metadata) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(WebhookRecord {
+        id,
+        client_id: row.get(1)?,
+        url: row.get(2)?,
+        events,
+        format,
+        signature_header: row.get(5)?,
+        enabled: row.get(6)?,
+        disabled_reason: row.get(7)?,
+        description: row.get(8)?,
+        metadata,
+        secret: row.get(10)?,
+        created_at_ms: row.get(11)?,
+        updated_at_ms: row.get(12)?,
+    }))
+}
+
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+pub(super) fn insert_webhook(
+    conn: &Connection,
+    w: &NewWebhook,
+) -> Result<WebhookRecord, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO webhooks (id, client_id, url, events, format, signature_header, enabled, \
+         description, metadata, secret, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+    )?
+    .execute(params![
+        w.id,
+        w.client_id,
+        w.url,
+        json_text(&w.events),
+        w.format.as_str(),
+        w.signature_header,
+        w.enabled,
+        w.description,
+        json_text(&w.metadata),
+        w.secret,
+        w.now_ms
+    ])?;
+    get_webhook(conn, &w.client_id, &w.id)?
+        .ok_or_else(|| StoreError::Database("the new webhook vanished".to_owned()))
+}
+
+pub(super) fn get_webhook(
+    conn: &Connection,
+    client_id: &str,
+    id: &str,
+) -> Result<Option<WebhookRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1 AND client_id = ?2 AND deleted_at IS NULL"
+    );
+    conn.prepare_cached(&sql)?
+        .query_row([id, client_id], webhook_from_row)
+        .optional()?
+        .transpose()
+}
+
+pub(super) fn list_webhooks(
+    conn: &Connection,
+    client_id: &str,
+    page: &PageRequest,
+) -> Result<Page<WebhookRecord>, StoreError> {
+    let after = decode_cursor(page.cursor.as_deref())?.unwrap_or(0);
+    let sql = format!(
+        "SELECT {WEBHOOK_COLUMNS}, key FROM webhooks \
+         WHERE client_id = ?1 AND deleted_at IS NULL AND key > ?2 ORDER BY key LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![client_id, after, limit_plus_one(page)], |row| {
+        Ok((webhook_from_row(row)?, row.get::<_, i64>(13)?))
+    })?;
+    let mut items = Vec::new();
+    for row in rows {
+        let (webhook, key) = row?;
+        items.push((webhook?, key));
+    }
+    Ok(paginate(items, page.limit))
+}
+
+fn limit_plus_one(page: &PageRequest) -> i64 {
+    i64::try_from(page.limit).unwrap_or(i64::MAX - 1) + 1
+}
+
+/// Cuts a page fetched with one extra row; the extra row says whether there is a next page.
+fn paginate<T>(mut items: Vec<(T, i64)>, limit: usize) -> Page<T> {
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|(_, key)| encode_cursor(*key))
+    } else {
+        None
+    };
+    Page {
+        data: items.into_iter().map(|(item, _)| item).collect(),
+        next_cursor,
+    }
+}
+
+fn encode_cursor(key: i64) -> String {
+    format!("k{key}")
+}
+
+fn decode_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
+    cursor
+        .map(|c| {
+            c.strip_prefix('k')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::InvalidCursor(c.to_owned()))
+        })
+        .transpose()
+}
+
+pub(super) fn update_webhook(
+    conn: &Connection,
+    client_id: &str,
+    id: &str,
+    changes: &WebhookChanges,
+) -> Result<Option<WebhookRecord>, StoreError> {
+    let Some(current) = get_webhook(conn, client_id, id)? else {
+        return Ok(None);
+    };
+    let enabled = changes.enabled.unwrap_or(current.enabled);
+    // Re-enabling clears the reason it was disabled; disabling by hand records none.
+    let disabled_reason = if enabled {
+        None
+    } else {
+        current.disabled_reason.clone()
+    };
+    let description = changes.description.clone().unwrap_or(current.description);
+    conn.prepare_cached(
+        "UPDATE webhooks SET url = ?1, events = ?2, format = ?3, signature_header = ?4, \
+         enabled = ?5, disabled_reason = ?6, description = ?7, metadata = ?8, updated_at = ?9 \
+         WHERE id = ?10 AND client_id = ?11",
+    )?
+    .execute(params![
+        changes.url.as_ref().unwrap_or(&current.url),
+        json_text(changes.events.as_ref().unwrap_or(&current.events)),
+        changes.format.unwrap_or(current.format).as_str(),
+        changes
+            .signature_header
+            .as_ref()
+            .unwrap_or(&current.signature_header),
+        enabled,
+        disabled_reason,
+        description,
+        json_text(changes.metadata.as_ref().unwrap_or(&current.metadata)),
+        changes.now_ms,
+        id,
+        client_id
+    ])?;
+    if current.enabled && !enabled {
+        cancel_pending_deliveries(conn, id, changes.now_ms)?;
+    }
+    get_webhook(conn, client_id, id)
+}
+
+fn cancel_pending_deliveries(
+    conn: &Connection,
+    webhook_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = ?1, lease_token = NULL, updated_at = ?2 \
+         WHERE state = 0 AND webhook_key = (SELECT key FROM webhooks WHERE id = ?3)",
+    )?
+    .execute(params![DeliveryState::Cancelled.code(), now_ms, webhook_id])?;
+    Ok(())
+}
+
+pub(super) fn delete_webhook(
+    conn: &Connection,
+    client_id: &str,
+    id: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhooks SET deleted_at = ?1, enabled = 0 \
+             WHERE id = ?2 AND client_id = ?3 AND deleted_at IS NULL",
+        )?
+        .execute(params![now_ms, id, client_id])?;
+    if changed > 0 {
+        cancel_pending_deliveries(conn, id, now_ms)?;
+    }
+    Ok(changed > 0)
+}
+
+pub(super) fn list_event_types(
+    conn: &Connection,
+    client_id: &str,
+) -> Result<Vec<EventTypeRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, description, created_at FROM event_types WHERE client_id = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([client_id], |row| {
+        Ok(EventTypeRecord {
+            name: row.get(0)?,
+            description: row.get(1)?,
+            created_at_ms: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn insert_event_type(
+    conn: &Connection,
+    t: &NewEventType,
+) -> Result<EventTypeRecord, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO event_types (client_id, name, description, created_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![t.client_id, t.name, t.description, t.now_ms])?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("event type `{}`", t.name)));
+    }
+    Ok(EventTypeRecord {
+        name: t.name.clone(),
+        description: t.description.clone(),
+        created_at_ms: t.now_ms,
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, type, data, received_at";
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    let received_at_ms: i64 = row.get(3)?;
+    Ok(EventRecord {
+        id: row.get(0)?,
+        event_type: row.get(1)?,
+        data: CanonicalJson::from_canonical_unchecked(row.get(2)?),
+        created: received_at_ms.div_euclid(1000),
+        received_at_ms,
+    })
+}
+
+/// The client's enabled webhooks with their parsed filters, for fan-out.
+fn subscribers(
+    conn: &Connection,
+    client_id: &str,
+) -> Result<Vec<(i64, Vec<EventFilter>)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, events FROM webhooks WHERE client_id = ?1 AND enabled = 1 AND deleted_at IS NULL",
+    )?;
+    let rows = stmt.query_map([client_id], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, events) = row?;
+        let filters: Vec<String> = serde_json::from_str(&events)
+            .map_err(|e| StoreError::Corrupt(format!("webhook filters: {e}")))?;
+        out.push((
+            key,
+            filters
+                .iter()
+                .map(|f| EventFilter::from_stored(f))
+                .collect(),
+        ));
+    }
+    Ok(out)
+}
+
+fn find_existing_event(
+    conn: &Connection,
+    client_id: &str,
+    event: &NewEvent,
+) -> Result<Option<EventRecord>, StoreError> {
+    if let Some(key) = &event.idempotency_key {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE client_id = ?1 AND idempotency_key = ?2"
+        );
+        if let Some(found) = conn
+            .prepare_cached(&sql)?
+            .query_row([client_id, key], event_from_row)
+            .optional()?
+        {
+            return Ok(Some(found));
+        }
+    }
+    if event.id_from_client {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE client_id = ?1 AND id = ?2");
+        return Ok(conn
+            .prepare_cached(&sql)?
+            .query_row([client_id, &event.id], event_from_row)
+            .optional()?);
+    }
+    Ok(None)
+}
+
+pub(super) fn publish_events(
+    conn: &Connection,
+    client_id: &str,
+    events: &[NewEvent],
+) -> Result<Vec<Published>, StoreError> {
+    let subscribers = subscribers(conn, client_id)?;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        if let Some(existing) = find_existing_event(conn, client_id, event)? {
+            out.push(Published::Existing { event: existing });
+            continue;
+        }
+        conn.prepare_cached(
+            "INSERT INTO events (client_id, id, idempotency_key, type, data, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            client_id,
+            event.id,
+            event.idempotency_key,
+            event.event_type,
+            event.data.as_str(),
+            event.now_ms
+        ])?;
+        let event_key = conn.last_insert_rowid();
+        let mut deliveries = 0;
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO deliveries (event_key, webhook_key, state, attempts, next_attempt_at, updated_at) \
+             VALUES (?1, ?2, 0, 0, ?3, ?4)",
+        )?;
+        for (webhook_key, filters) in &subscribers {
+            if any_matches(filters, &event.event_type) {
+                insert.execute(params![
+                    event_key,
+                    webhook_key,
+                    event.first_attempt_at_ms,
+                    event.now_ms
+                ])?;
+                deliveries += 1;
+            }
+        }
+        out.push(Published::New {
+            event: EventRecord {
+                id: event.id.clone(),
+                event_type: event.event_type.clone(),
+                data: event.data.clone(),
+                created: event.now_ms.div_euclid(1000),
+                received_at_ms: event.now_ms,
+            },
+            deliveries,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn list_events(
+    conn: &Connection,
+    client_id: &str,
+    query: &EventQuery,
+    page: &PageRequest,
+) -> Result<Page<EventRecord>, StoreError> {
+    let before = decode_cursor(page.cursor.as_deref())?.unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS}, key FROM events WHERE client_id = ?1 AND key < ?2 \
+         AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR received_at >= ?4) \
+         AND (?5 IS NULL OR received_at < ?5) ORDER BY key DESC LIMIT ?6"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            client_id,
+            before,
+            query.event_type,
+            query.since_ms,
+            query.until_ms,
+            limit_plus_one(page)
+        ],
+        |row| Ok((event_from_row(row)?, row.get::<_, i64>(4)?)),
+    )?;
+    Ok(paginate(rows.collect::<Result<_, _>>()?, page.limit))
+}
+
+fn find_event(
+    conn: &Connection,
+    client_id: &str,
+    event_id: &str,
+) -> Result<Option<(i64, EventRecord)>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS}, key FROM events WHERE client_id = ?1 AND id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([client_id, event_id], |row| {
+            Ok((row.get(4)?, event_from_row(row)?))
+        })
+        .optional()?)
+}
+
+pub(super) fn get_event(
+    conn: &Connection,
+    client_id: &str,
+    event_id: &str,
+) -> Result<Option<EventDetail>, StoreError> {
+    let Some((event_key, event)) = find_event(conn, client_id, event_id)? else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, d.state, d.attempts, d.next_attempt_at, d.last_status, d.updated_at \
+         FROM deliveries d JOIN webhooks w ON w.key = d.webhook_key \
+         WHERE d.event_key = ?1 ORDER BY d.key",
+    )?;
+    let rows = stmt.query_map([event_key], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, u32>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, Option<u16>>(4)?,
+            row.get::<_, i64>(5)?,
+        ))
+    })?;
+    let mut deliveries = Vec::new();
+    for row in rows {
+        let (webhook_id, state, attempts, next_attempt_at, last_response_status, updated_at_ms) =
+            row?;
+        let state = DeliveryState::from_code(state)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery state {state}")))?;
+        deliveries.push(DeliveryRecord {
+            webhook_id,
+            state,
+            attempts,
+            next_attempt_at_ms: (state == DeliveryState::Pending).then_some(next_attempt_at),
+            last_response_status,
+            updated_at_ms,
+        });
+    }
+    Ok(Some(EventDetail { event, deliveries }))
+}
+
+fn headers_text(headers: &[(String, String)]) -> String {
+    json_text(&headers)
+}
+
+fn headers_from_text(text: &str) -> Result<Vec<(String, String)>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("attempt headers: {e}")))
+}
+
+pub(super) fn list_attempts(
+    conn: &Connection,
+    client_id: &str,
+    event_id: &str,
+) -> Result<Option<(EventRecord, Vec<AttemptLog>)>, StoreError> {
+    let Some((event_key, event)) = find_event(conn, client_id, event_id)? else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.id, w.id, a.attempt_number, a.started_at, a.duration_ms, a.format, \
+         a.request_headers, a.response_status, a.response_headers, a.response_body, a.error \
+         FROM attempts a JOIN webhooks w ON w.key = a.webhook_key \
+         WHERE a.event_key = ?1 ORDER BY a.key",
+    )?;
+    let rows = stmt.query_map([event_key], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, u32>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, i64>(4)?,
+            row.get::<_, String>(5)?,
+            row.get::<_, String>(6)?,
+            row.get::<_, Option<u16>>(7)?,
+            row.get::<_, String>(8)?,
+            row.get::<_, Option<String>>(9)?,
+            row.get::<_, Option<String>>(10)?,
+        ))
+    })?;
+    let mut attempts = Vec::new();
+    for row in rows {
+        let (
+            id,
+            webhook_id,
+            attempt_number,
+            started_at_ms,
+            duration_ms,
+            format,
+            req_h,
+            status,
+            resp_h,
+            body,
+            error,
+        ) = row?;
+        attempts.push(AttemptLog {
+            id,
+            webhook_id,
+            attempt_number,
+            started_at_ms,
+            duration_ms,
+            format: format.parse().map_err(StoreError::Corrupt)?,
+            request_headers: headers_from_text(&req_h)?,
+            response_status: status,
+            response_headers: headers_from_text(&resp_h)?,
+            response_body: body,
+            error,
+        });
+    }
+    Ok(Some((event, attempts)))
+}
+
+pub(super) fn claim_due(
+    conn: &Connection,
+    claim: &ClaimRequest,
+    next_token: &mut i64,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let mut room: HashMap<i64, usize> = claim
+        .in_flight
+        .iter()
+        .map(|(key, n)| (*key, claim.max_per_webhook.saturating_sub(*n)))
+        .collect();
+    // Webhooks with no room are filtered in SQL so their backlog does not crowd out the
+    // candidates; the keys are integers we produced, so inlining them is safe.
+    let full: Vec<String> = room
+        .iter()
+        .filter(|(_, r)| **r == 0)
+        .map(|(key, _)| key.to_string())
+        .collect();
+    let skip = if full.is_empty() {
+        String::new()
+    } else {
+        format!("AND d.webhook_key NOT IN ({})", full.join(","))
+    };
+    // Read more candidates than needed, then keep at most the room each webhook has.
+    let sql = format!(
+        "SELECT d.key, d.attempts, w.key, w.id, w.url, w.format, w.signature_header, w.secret, \
+         e.id, e.type, e.data, e.received_at \
+         FROM deliveries d JOIN webhooks w ON w.key = d.webhook_key JOIN events e ON e.key = d.event_key \
+         WHERE d.state = 0 AND d.next_attempt_at <= ?1 {skip} \
+         ORDER BY d.next_attempt_at LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let candidates = i64::try_from(claim.limit.saturating_mul(4)).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![claim.now_ms, candidates], |row| {
+        let received_at_ms: i64 = row.get(11)?;
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, u32>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, String>(4)?,
+            row.get::<_, String>(5)?,
+            row.get::<_, String>(6)?,
+            row.get::<_, String>(7)?,
+            EventRecord {
+                id: row.get(8)?,
+                event_type: row.get(9)?,
+                data: CanonicalJson::from_canonical_unchecked(row.get(10)?),
+                created: received_at_ms.div_euclid(1000),
+                received_at_ms,
+            },
+        ))
+    })?;
+    let mut claimed = Vec::new();
+    let mut lease = conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?1, lease_token = ?2 WHERE key = ?3",
+    )?;
+    let lease_until = claim.now_ms.saturating_add(claim.lease_ms);
+    for row in rows {
+        if claimed.len() >= claim.limit {
+            break;
+        }
+        let (
+            delivery_key,
+            attempts,
+            webhook_key,
+            webhook_id,
+            url,
+            format,
+            signature_header,
+            secret,
+            event,
+        ) = row?;
+        let webhook_room = room.entry(webhook_key).or_insert(claim.max_per_webhook);
+        if *webhook_room == 0 {
+            continue;
+        }
+        *webhook_room -= 1;
+        *next_token += 1;
+        lease.execute(params![lease_until, *next_token, delivery_key])?;
+        claimed.push(ClaimedDelivery {
+            delivery_key,
+            lease_token: *next_token,
+            attempt_number: attempts + 1,
+            webhook_key,
+            webhook_id,
+            url,
+            format: format.parse().map_err(StoreError::Corrupt)?,
+            signature_header,
+            secret,
+            event,
+        });
+    }
+    Ok(claimed)
+}
+
+/// The highest lease token handed out so far, so tokens stay unique across restarts.
+pub(super) fn max_lease_token(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(lease_token), 0) FROM deliveries",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+/// Makes every leased delivery due now. Only safe when no other process can hold a lease,
+/// which `SqliteStore::open_for_serving` guarantees with a lock file.
+pub(super) fn release_all_leases(conn: &Connection, now_ms: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE deliveries SET next_attempt_at = MIN(next_attempt_at, ?1), lease_token = NULL \
+         WHERE state = 0 AND lease_token IS NOT NULL",
+        [now_ms],
+    )?)
+}
+
+pub(super) fn record_attempt(conn: &Connection, a: &FinishedAttempt) -> Result<(), StoreError> {
+    let Some((event_key, webhook_key, lease_token)) = conn
+        .prepare_cached(
+            "SELECT event_key, webhook_key, lease_token FROM deliveries WHERE key = ?1",
+        )?
+        .query_row([a.delivery_key], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Err(StoreError::Corrupt(format!(
+            "delivery {} is gone",
+            a.delivery_key
+        )));
+    };
+    conn.prepare_cached(
+        "INSERT INTO attempts (id, delivery_key, event_key, webhook_key, attempt_number, started_at, \
+         duration_ms, format, request_headers, response_status, response_headers, response_body, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        a.id,
+        a.delivery_key,
+        event_key,
+        webhook_key,
+        a.attempt_number,
+        a.started_at_ms,
+        a.duration_ms,
+        a.format.as_str(),
+        headers_text(&a.request_headers),
+        a.response_status,
+        headers_text(&a.response_headers),
+        a.response_body,
+        a.error
+    ])?;
+    // A stale lease means the delivery was claimed again (or cancelled) meanwhile: the
+    // attempt is logged, but its verdict no longer decides the delivery's state.
+    if lease_token != Some(a.lease_token) {
+        return Ok(());
+    }
+    let now_ms = a.started_at_ms + a.duration_ms;
+    let (state, next_at) = match &a.next {
+        NextStep::Succeeded => (DeliveryState::Succeeded, now_ms),
+        NextStep::Failed { .. } => (DeliveryState::Failed, now_ms),
+        NextStep::RetryAt { at_ms } => (DeliveryState::Pending, *at_ms),
+    };
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = ?3, lease_token = NULL, \
+         last_status = ?4, updated_at = ?5 WHERE key = ?6",
+    )?
+    .execute(params![state.code(), a.attempt_number, next_at, a.response_status, now_ms, a.delivery_key])?;
+    if let NextStep::Failed {
+        disable_webhook_reason: Some(reason),
+    } = &a.next
+    {
+        let disabled = conn
+            .prepare_cached(
+                "UPDATE webhooks SET enabled = 0, disabled_reason = ?1, updated_at = ?2 \
+                 WHERE key = ?3 AND enabled = 1",
+            )?
+            .execute(params![reason, now_ms, webhook_key])?;
+        if disabled > 0 {
+            conn.prepare_cached(
+                "UPDATE deliveries SET state = ?1, lease_token = NULL, updated_at = ?2 \
+                 WHERE state = 0 AND webhook_key = ?3",
+            )?
+            .execute(params![
+                DeliveryState::Cancelled.code(),
+                now_ms,
+                webhook_key
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 0")?
+        .query_row([], |row| row.get(0))?)
+}

@@ -1,0 +1,109 @@
+//! The command line: subcommands and their flags (each flag has an environment twin).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hookd",
+    version,
+    about = "Webhook delivery service: signed, durable, retried."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the delivery workers.
+    Serve(ServeArgs),
+    /// Manage API clients.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// Check a received delivery's signature (exit 0 when valid, 1 when not).
+    Verify(VerifyArgs),
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Create a client and print its id and secret (the secret is shown only once).
+    Create(CreateClientArgs),
+}
+
+/// Settings shared by every command that opens the database.
+#[derive(Args, Clone, Default)]
+pub(crate) struct StoreArgs {
+    /// Database URL: `sqlite://PATH` (default `sqlite://./hookd-data/hookd.db`).
+    #[arg(long, env = "HOOKD_DATABASE")]
+    pub(crate) database: Option<String>,
+    /// A TOML file with the same settings as the flags (flags and env win).
+    #[arg(long, env = "HOOKD_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Address the API listens on (default 127.0.0.1:8080).
+    #[arg(long, env = "HOOKD_LISTEN")]
+    pub(crate) listen: Option<String>,
+    /// Delays before attempt 1, 2, 3, … (default 0s,1m,5m,30m,2h).
+    #[arg(long, env = "HOOKD_RETRY_SCHEDULE")]
+    pub(crate) retry_schedule: Option<String>,
+    /// How long one attempt may take (default 30s).
+    #[arg(long, env = "HOOKD_ATTEMPT_TIMEOUT")]
+    pub(crate) attempt_timeout: Option<String>,
+    /// Allow endpoints on loopback, private and link-local addresses.
+    #[arg(long, env = "HOOKD_ALLOW_PRIVATE_TARGETS", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) allow_private_targets: Option<bool>,
+    /// Allow plain http:// endpoint URLs.
+    #[arg(long, env = "HOOKD_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) allow_http: Option<bool>,
+    /// Attempts in flight at once, across all webhooks (default 512).
+    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
+    pub(crate) max_in_flight: Option<usize>,
+    /// Attempts in flight at once to one webhook (default 32).
+    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT_PER_WEBHOOK")]
+    pub(crate) max_in_flight_per_webhook: Option<usize>,
+}
+
+#[derive(Args)]
+struct CreateClientArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// A name to recognise the client by.
+    #[arg(long)]
+    name: String,
+    /// Print `{"client_id":…,"client_secret":…}`.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    /// The webhook's signing secret (`whsec_…`).
+    #[arg(long, env = "HOOKD_WEBHOOK_SECRET")]
+    pub(crate) secret: String,
+    /// A received header, as `name: value`; repeat for each.
+    #[arg(long = "header", short = 'H')]
+    pub(crate) headers: Vec<String>,
+    /// How old `webhook-timestamp` may be, or `none` (default 5m).
+    #[arg(long, default_value = "5m")]
+    pub(crate) tolerance: String,
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args).await,
+        Command::Clients {
+            command: ClientsCommand::Create(args),
+        } => crate::clients::create(&args.store, &args.name, args.json).await,
+        Command::Verify(args) => crate::verify::run(&args),
+    }
+}

@@ -1,0 +1,149 @@
+//! Configuration: flags and environment (via clap) over an optional TOML file over
+//! defaults, checked once into a [`Config`] with one-line errors.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hookd_core::schedule::RetrySchedule;
+use hookd_core::target::TargetPolicy;
+use serde::Deserialize;
+
+use crate::cli::{ServeArgs, StoreArgs};
+
+pub(crate) const DEFAULT_DATABASE: &str = "sqlite://./hookd-data/hookd.db";
+
+/// The settings a `hookd.toml` may carry; the same names as the flags, with `_`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    database: Option<String>,
+    retry_schedule: Option<String>,
+    attempt_timeout: Option<String>,
+    allow_private_targets: Option<bool>,
+    allow_http: Option<bool>,
+    max_in_flight: Option<usize>,
+    max_in_flight_per_webhook: Option<usize>,
+}
+
+fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
+    let Some(path) = path else {
+        return Ok(FileSettings::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+}
+
+/// Where the data lives.
+pub(crate) enum Database {
+    Sqlite(std::path::PathBuf),
+}
+
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) database: Database,
+    pub(crate) schedule: RetrySchedule,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) target_policy: TargetPolicy,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_in_flight_per_webhook: usize,
+}
+
+pub(crate) fn database(store: &StoreArgs) -> anyhow::Result<Database> {
+    let file = read_file(store.config.as_deref())?;
+    parse_database(
+        store
+            .database
+            .clone()
+            .or(file.database)
+            .as_deref()
+            .unwrap_or(DEFAULT_DATABASE),
+    )
+}
+
+fn parse_database(url: &str) -> anyhow::Result<Database> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!(
+            "database `{url}`: the PostgreSQL backend is not part of this build yet; use sqlite://PATH"
+        );
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            bail!("database `{url}`: give a file path, e.g. sqlite://./hookd-data/hookd.db");
+        }
+        return Ok(Database::Sqlite(path.into()));
+    }
+    bail!("database `{url}` is not supported: use sqlite://PATH")
+}
+
+impl Config {
+    pub(crate) fn from_args(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = read_file(args.store.config.as_deref())?;
+        let listen = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            anyhow::anyhow!("listen `{listen}` is not an address such as 127.0.0.1:8080")
+        })?;
+        let schedule_text = args.retry_schedule.clone().or(file.retry_schedule);
+        let schedule = match schedule_text {
+            Some(text) => text
+                .parse::<RetrySchedule>()
+                .map_err(|e| anyhow::anyhow!("retry-schedule: {e}"))?,
+            None => RetrySchedule::seeds(),
+        };
+        let timeout_text = args
+            .attempt_timeout
+            .clone()
+            .or(file.attempt_timeout)
+            .unwrap_or_else(|| "30s".into());
+        let attempt_timeout = humantime::parse_duration(&timeout_text)
+            .map_err(|e| anyhow::anyhow!("attempt-timeout `{timeout_text}`: {e}"))?;
+        if attempt_timeout.is_zero() {
+            bail!("attempt-timeout must be longer than 0s");
+        }
+        let positive =
+            |name: &str, value: Option<usize>, default: usize| -> anyhow::Result<usize> {
+                match value.unwrap_or(default) {
+                    0 => bail!("{name} must be at least 1"),
+                    n => Ok(n),
+                }
+            };
+        Ok(Config {
+            listen,
+            database: parse_database(
+                args.store
+                    .database
+                    .clone()
+                    .or(file.database)
+                    .as_deref()
+                    .unwrap_or(DEFAULT_DATABASE),
+            )?,
+            schedule,
+            attempt_timeout,
+            target_policy: TargetPolicy {
+                allow_private_targets: args
+                    .allow_private_targets
+                    .or(file.allow_private_targets)
+                    .unwrap_or(false),
+                allow_http: args.allow_http.or(file.allow_http).unwrap_or(false),
+            },
+            max_in_flight: positive(
+                "max-in-flight",
+                args.max_in_flight.or(file.max_in_flight),
+                512,
+            )?,
+            max_in_flight_per_webhook: positive(
+                "max-in-flight-per-webhook",
+                args.max_in_flight_per_webhook
+                    .or(file.max_in_flight_per_webhook),
+                32,
+            )?,
+        })
+    }
+}

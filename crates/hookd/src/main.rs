@@ -1,0 +1,34 @@
+//! The `hookd` binary: command line, configuration and wiring. Everything it runs lives
+//! in the library crates; errors end here, printed on one line with exit code 2 (bad
+//! usage or setting) or 1 (anything else).
+
+mod cli;
+mod clients;
+mod config;
+mod serve;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hookd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hookd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `hookd serve`: opens the store, starts the delivery engine and the API in one process,
+//! and shuts both down cleanly on Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hookd_api::ApiConfig;
+use hookd_engine::{Engine, EngineConfig};
+use hookd_store::Store;
+use hookd_store::sqlite::SqliteStore;
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
+use crate::config::{Config, Database};
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hookd: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store: Arc<dyn Store> = match &config.database {
+        Database::Sqlite(path) => Arc::new(
+            SqliteStore::open_for_serving(path, now_ms())
+                .with_context(|| format!("opening {}", path.display()))?,
+        ),
+    };
+    let engine = Engine::new(
+        Arc::clone(&store),
+        EngineConfig {
+            schedule: config.schedule.clone(),
+            attempt_timeout: config.attempt_timeout,
+            target_policy: config.target_policy,
+            max_in_flight: config.max_in_flight,
+            max_in_flight_per_webhook: config.max_in_flight_per_webhook,
+            ..EngineConfig::default()
+        },
+    )?;
+    let api = hookd_api::router(
+        Arc::clone(&store),
+        ApiConfig {
+            target_policy: config.target_policy,
+            first_attempt_delay: config.schedule.delay_before(1).unwrap_or_default(),
+            ..ApiConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    // Tests and scripts read this line to learn the port when listening on :0.
+    println!("hookd listening on http://{address}");
+    tracing::info!(%address, schedule = %config.schedule, "hookd started");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let engine_task = tokio::spawn(engine.run(wait_for(stop_rx.clone())));
+    let server = axum::serve(listener, api).with_graceful_shutdown(wait_for(stop_rx));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    server.await.context("serving the API")?;
+    engine_task
+        .await
+        .context("the delivery engine stopped abnormally")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
