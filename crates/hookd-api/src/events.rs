@@ -208,8 +208,9 @@ struct ListParams {
     event_type: Option<String>,
     since: Option<String>,
     until: Option<String>,
-    #[serde(flatten)]
-    page: PageParams,
+    // Not flattened: flattening makes the query parser see every value as a string.
+    limit: Option<usize>,
+    cursor: Option<String>,
 }
 
 async fn list(
@@ -231,9 +232,13 @@ async fn list(
             .map(|s| parse_instant("until", s))
             .transpose()?,
     };
+    let page_params = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
     let page = state
         .store
-        .list_events(&client.id, query, params.page.to_request()?)
+        .list_events(&client.id, query, page_params.to_request()?)
         .await?;
     let data: Vec<EventView> = page.data.iter().map(EventView::of).collect();
     Ok(Json(

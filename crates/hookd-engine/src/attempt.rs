@@ -19,6 +19,7 @@ pub(crate) struct AttemptContext {
     pub(crate) http: reqwest::Client,
     pub(crate) schedule: RetrySchedule,
     pub(crate) policy: TargetPolicy,
+    pub(crate) user_agent: String,
 }
 
 /// What the wire gave back, before it is judged.
@@ -43,7 +44,7 @@ pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) ->
     .body(delivery.format);
     let mut request_headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
-        ("user-agent".to_owned(), crate::user_agent()),
+        ("user-agent".to_owned(), ctx.user_agent.clone()),
     ];
     let exchange = match signature_headers(
         &[delivery.secret.as_str()],

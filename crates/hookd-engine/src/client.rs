@@ -7,13 +7,13 @@ use std::sync::Arc;
 use hookd_core::target::TargetPolicy;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::{EngineConfig, EngineError, user_agent};
+use crate::{EngineConfig, EngineError};
 
 pub(crate) fn build(config: &EngineConfig) -> Result<reqwest::Client, EngineError> {
     // reqwest is built without a bundled crypto provider; install ring once per process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .user_agent(user_agent())
+        .user_agent(config.user_agent.as_str())
         .timeout(config.attempt_timeout)
         .redirect(reqwest::redirect::Policy::none())
         // Never retry a POST on our own: a retry is a new, logged attempt.

@@ -58,6 +58,7 @@ pub(crate) async fn run(
         http,
         schedule: config.schedule.clone(),
         policy: config.target_policy,
+        user_agent: config.user_agent.clone(),
     });
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     let in_flight = Arc::new(InFlight::default());

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     /// How often to look for due work when nothing wakes the dispatcher (retries becoming
     /// due are found sooner, by asking the store when the next one is due).
     pub poll_interval: Duration,
+    /// The `user-agent` of every attempt.
+    pub user_agent: String,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +49,7 @@ impl Default for EngineConfig {
             max_in_flight_per_webhook: 32,
             claim_batch: 256,
             poll_interval: Duration::from_secs(1),
+            user_agent: "hookd".to_owned(),
         }
     }
 }
@@ -80,9 +83,4 @@ impl Engine {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
         dispatcher::run(self.store, self.config, self.http, shutdown).await;
     }
-}
-
-/// The `user-agent` of every attempt.
-pub fn user_agent() -> String {
-    format!("hookd/{}", env!("CARGO_PKG_VERSION"))
 }

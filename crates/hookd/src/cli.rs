@@ -71,6 +71,9 @@ pub(crate) struct ServeArgs {
     /// Attempts in flight at once to one webhook (default 32).
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT_PER_WEBHOOK")]
     pub(crate) max_in_flight_per_webhook: Option<usize>,
+    /// How often workers look for due work when nothing wakes them (default 1s).
+    #[arg(long, env = "HOOKD_POLL_INTERVAL")]
+    pub(crate) poll_interval: Option<String>,
 }
 
 #[derive(Args)]

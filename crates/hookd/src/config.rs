@@ -26,6 +26,7 @@ struct FileSettings {
     allow_http: Option<bool>,
     max_in_flight: Option<usize>,
     max_in_flight_per_webhook: Option<usize>,
+    poll_interval: Option<String>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -50,6 +51,7 @@ pub(crate) struct Config {
     pub(crate) target_policy: TargetPolicy,
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_webhook: usize,
+    pub(crate) poll_interval: Duration,
 }
 
 pub(crate) fn database(store: &StoreArgs) -> anyhow::Result<Database> {
@@ -107,6 +109,16 @@ impl Config {
         if attempt_timeout.is_zero() {
             bail!("attempt-timeout must be longer than 0s");
         }
+        let poll_text = args
+            .poll_interval
+            .clone()
+            .or(file.poll_interval)
+            .unwrap_or_else(|| "1s".into());
+        let poll_interval = humantime::parse_duration(&poll_text)
+            .map_err(|e| anyhow::anyhow!("poll-interval `{poll_text}`: {e}"))?;
+        if poll_interval.is_zero() {
+            bail!("poll-interval must be longer than 0s");
+        }
         let positive =
             |name: &str, value: Option<usize>, default: usize| -> anyhow::Result<usize> {
                 match value.unwrap_or(default) {
@@ -144,6 +156,7 @@ impl Config {
                     .or(file.max_in_flight_per_webhook),
                 32,
             )?,
+            poll_interval,
         })
     }
 }

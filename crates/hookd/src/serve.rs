@@ -37,6 +37,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             target_policy: config.target_policy,
             max_in_flight: config.max_in_flight,
             max_in_flight_per_webhook: config.max_in_flight_per_webhook,
+            poll_interval: config.poll_interval,
+            user_agent: format!("hookd/{}", env!("CARGO_PKG_VERSION")),
             ..EngineConfig::default()
         },
     )?;

@@ -1,0 +1,323 @@
+//! The real `hookd` binary, started on 127.0.0.1:0 with a fresh SQLite file, plus a
+//! client created through its CLI and a small JSON API client.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::PATIENCE;
+
+/// Flags for `hookd serve`. The defaults suit tests: a compressed schedule and loopback
+/// receivers allowed.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub retry_schedule: String,
+    pub attempt_timeout: String,
+    pub allow_private_targets: bool,
+    pub allow_http: bool,
+    pub extra_args: Vec<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            retry_schedule: "0s,200ms,400ms".to_owned(),
+            attempt_timeout: "5s".to_owned(),
+            allow_private_targets: true,
+            allow_http: true,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// API credentials of one client.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+pub struct Hookd {
+    bin: PathBuf,
+    dir: TempDir,
+    options: ServeOptions,
+    child: Option<Child>,
+    pub base_url: String,
+    pub credentials: Credentials,
+    http: reqwest::Client,
+}
+
+impl Hookd {
+    /// Starts `bin serve` on a new database with one client.
+    pub async fn start(bin: &Path, options: ServeOptions) -> Hookd {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("cannot make a temporary directory: {e}"),
+        };
+        let mut hookd = Hookd {
+            bin: bin.to_owned(),
+            dir,
+            options,
+            child: None,
+            base_url: String::new(),
+            credentials: Credentials {
+                client_id: String::new(),
+                client_secret: String::new(),
+            },
+            http: http_client(),
+        };
+        hookd.credentials = hookd.create_client("test").await;
+        hookd.spawn().await;
+        hookd
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("hookd.db").display())
+    }
+
+    /// Runs `hookd clients create --json` against this server's database.
+    pub async fn create_client(&self, name: &str) -> Credentials {
+        let output = Command::new(&self.bin)
+            .args([
+                "clients",
+                "create",
+                "--name",
+                name,
+                "--json",
+                "--database",
+                &self.database_url(),
+            ])
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("cannot run hookd clients create: {e}"));
+        assert!(
+            output.status.success(),
+            "clients create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("clients create --json printed no JSON: {e}"));
+        Credentials {
+            client_id: printed["client_id"].as_str().unwrap_or_default().to_owned(),
+            client_secret: printed["client_secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    async fn spawn(&mut self) {
+        let o = &self.options;
+        let mut command = Command::new(&self.bin);
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &self.database_url(),
+            ])
+            .args([
+                "--retry-schedule",
+                &o.retry_schedule,
+                "--attempt-timeout",
+                &o.attempt_timeout,
+            ])
+            .args(&o.extra_args)
+            .env("HOOKD_LOG", "warn")
+            .env_remove("HOOKD_ALLOW_PRIVATE_TARGETS")
+            .env_remove("HOOKD_ALLOW_HTTP")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if o.allow_private_targets {
+            command.arg("--allow-private-targets");
+        }
+        if o.allow_http {
+            command.arg("--allow-http");
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start hookd: {e}"));
+        let Some(stdout) = child.stdout.take() else {
+            panic!("hookd has no stdout")
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(PATIENCE, lines.next_line()).await;
+        let line = match first {
+            Ok(Ok(Some(line))) => line,
+            other => panic!("hookd did not print its address: {other:?}"),
+        };
+        let Some(url) = line.strip_prefix("hookd listening on ") else {
+            panic!("unexpected first line from hookd: {line}");
+        };
+        self.base_url = url.to_owned();
+        self.child = Some(child);
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
+
+    /// SIGKILL: no shutdown, no flushing, exactly like a crash.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts the server again on the same database (after [`Hookd::kill`]).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+
+    pub async fn request_as(
+        &self,
+        credentials: Option<&Credentials>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some(c) = credentials {
+            request = request.basic_auth(&c.client_id, Some(&c.client_secret));
+        }
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request_as(Some(&self.credentials), reqwest::Method::GET, path, None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request_as(
+            Some(&self.credentials),
+            reqwest::Method::POST,
+            path,
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request_as(
+            Some(&self.credentials),
+            reqwest::Method::PATCH,
+            path,
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request_as(Some(&self.credentials), reqwest::Method::DELETE, path, None)
+            .await
+    }
+
+    /// Sends raw bytes (for malformed input tests).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .basic_auth(
+                &self.credentials.client_id,
+                Some(&self.credentials.client_secret),
+            )
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Registers a webhook and returns it (with its secret); panics unless 201.
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let (status, webhook) = self.post("/v2/webhooks", &body).await;
+        assert_eq!(status, 201, "creating a webhook: {webhook}");
+        webhook
+    }
+
+    /// Publishes an event and returns its id; panics unless 202.
+    pub async fn publish(&self, event_type: &str, data: Value) -> String {
+        let (status, accepted) = self
+            .post(
+                "/v2/events",
+                &serde_json::json!({ "type": event_type, "data": data }),
+            )
+            .await;
+        assert_eq!(status, 202, "publishing: {accepted}");
+        accepted["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Polls the event until `done` holds for its JSON (with `deliveries`), or panics.
+    pub async fn wait_for_event(&self, event_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (status, event) = self.get(&format!("/v2/events/{event_id}")).await;
+            assert_eq!(status, 200, "{event}");
+            if done(&event) {
+                return event;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "event never reached the expected state: {event}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn attempts(&self, event_id: &str) -> Vec<Value> {
+        let (status, attempts) = self.get(&format!("/v2/events/{event_id}/attempts")).await;
+        assert_eq!(status, 200, "{attempts}");
+        attempts["data"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// A plain HTTP client for talking to hookd (reqwest is built without a bundled crypto
+/// provider, so one is installed first).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match reqwest::Client::builder().no_proxy().build() {
+        Ok(c) => c,
+        Err(e) => panic!("cannot build an HTTP client: {e}"),
+    }
+}
+
+/// The status of the first delivery of an event, as `GET /v2/events/{id}` shows it.
+pub fn delivery_status(event: &Value) -> &str {
+    event["deliveries"][0]["status"].as_str().unwrap_or("")
+}

@@ -1,0 +1,85 @@
+//! The command line itself: client creation output and start-up errors.
+
+use std::process::Command;
+
+use crate::bin;
+
+#[test]
+fn clients_create_prints_json_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("h.db").display());
+    let output = Command::new(bin())
+        .args([
+            "clients",
+            "create",
+            "--name",
+            "acme",
+            "--json",
+            "--database",
+            &database,
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let object = printed.as_object().unwrap();
+    assert_eq!(object.len(), 2, "{printed}");
+    assert!(printed["client_id"].as_str().unwrap().starts_with("cl_"));
+    let secret = printed["client_secret"].as_str().unwrap();
+    // 256 random bits, base64url without padding, after the prefix.
+    assert_eq!(secret.strip_prefix("hks_").unwrap().len(), 43);
+    // The database keeps only a digest of the secret.
+    let raw = std::fs::read(dir.path().join("h.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("h.db-wal")).unwrap_or_default();
+    let needle = secret.as_bytes();
+    for file in [&raw, &wal] {
+        assert!(
+            !file.windows(needle.len()).any(|w| w == needle),
+            "secret stored in clear"
+        );
+    }
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("h.db").display());
+    let cases: [&[&str]; 4] = [
+        &["--database", &database, "--retry-schedule", "0s,soon"],
+        &["--database", &database, "--attempt-timeout", "forever"],
+        &["--database", &database, "--listen", "nowhere"],
+        &["--database", "mysql://x"],
+    ];
+    for args in cases {
+        let output = Command::new(bin())
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("hookd: "), "{stderr}");
+    }
+}
+
+#[test]
+fn a_config_file_carries_the_same_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookd.toml");
+    std::fs::write(&config, "retry_schedule = \"0s,nonsense\"\n").unwrap();
+    let output = Command::new(bin())
+        .args(["serve", "--config", config.to_str().unwrap(), "--database"])
+        .arg(format!("sqlite://{}", dir.path().join("h.db").display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("retry-schedule"));
+    std::fs::write(&config, "unknown_setting = 1\n").unwrap();
+    let output = Command::new(bin())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown_setting"));
+}
