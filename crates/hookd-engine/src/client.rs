@@ -62,3 +62,35 @@ impl Resolve for PolicyResolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn resolve(policy: TargetPolicy, host: &str) -> Result<Vec<SocketAddr>, String> {
+        let name: Name = host.parse().map_err(|_| "bad name".to_owned())?;
+        PolicyResolver { policy }
+            .resolve(name)
+            .await
+            .map(Iterator::collect)
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_private_addresses_are_dropped_at_connect_time() {
+        // `localhost` resolves from the hosts file, without any network.
+        let refused = resolve(TargetPolicy::default(), "localhost").await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("--allow-private-targets")),
+            "{refused:?}"
+        );
+        let open = TargetPolicy {
+            allow_private_targets: true,
+            allow_http: true,
+        };
+        let allowed = resolve(open, "localhost").await.unwrap_or_default();
+        assert!(allowed.iter().any(|a| a.ip().is_loopback()), "{allowed:?}");
+    }
+}

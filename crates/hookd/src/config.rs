@@ -160,3 +160,49 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let config = Config::from_args(&ServeArgs::default()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert!(
+            matches!(&config.database, Database::Sqlite(p) if p.as_path() == Path::new("./hookd-data/hookd.db"))
+        );
+        assert_eq!(config.schedule, RetrySchedule::seeds());
+        assert_eq!(config.attempt_timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.target_policy,
+            TargetPolicy {
+                allow_private_targets: false,
+                allow_http: false
+            }
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(
+            &file,
+            "attempt_timeout = \"10s\"\nallow_http = true\nretry_schedule = \"0s,1s\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ServeArgs {
+            store: StoreArgs {
+                database: None,
+                config: Some(file),
+            },
+            attempt_timeout: Some("2s".into()),
+            ..ServeArgs::default()
+        };
+        let config = Config::from_args(&args).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(config.attempt_timeout, Duration::from_secs(2));
+        assert!(config.target_policy.allow_http);
+        assert_eq!(config.schedule.max_attempts(), 2);
+    }
+}
