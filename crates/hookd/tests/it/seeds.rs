@@ -68,7 +68,9 @@ async fn spawn_receiver(program: &str, args: &[&str]) -> Option<(Child, u16)> {
     {
         Ok(c) => c,
         // CI must run these; elsewhere a missing interpreter only skips them.
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("cannot run {program}: {e}"),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("cannot run {program}: {e}")
+        }
         Err(e) => {
             eprintln!("skipping the {program} receiver: {e}");
             return None;
