@@ -52,7 +52,9 @@ impl SqliteStore {
     /// same file is refused, and makes deliveries leased by a previous, killed run due now.
     pub fn open_for_serving(path: &Path, now_ms: i64) -> Result<SqliteStore, StoreError> {
         create_parent(path)?;
-        let lock_path = path.with_extension("serve-lock");
+        let mut lock_name = path.as_os_str().to_owned();
+        lock_name.push(".serve-lock");
+        let lock_path = PathBuf::from(lock_name);
         let lock = File::create(&lock_path).map_err(|e| {
             StoreError::Database(format!("cannot create {}: {e}", lock_path.display()))
         })?;
@@ -78,7 +80,7 @@ impl SqliteStore {
     fn open_inner(path: &Path, serve_lock: Option<File>) -> Result<SqliteStore, StoreError> {
         create_parent(path)?;
         let conn = connection::open_writer(path)?;
-        let lease_tokens = Arc::new(AtomicI64::new(queries::max_lease_token(&conn)?));
+        let lease_tokens = Arc::new(AtomicI64::new(queries::first_lease_token(&conn, now_ms())?));
         let due = Arc::new(Notify::new());
         let readers = ReadPool::open(path, READERS)?;
         Ok(SqliteStore {
@@ -89,6 +91,12 @@ impl SqliteStore {
             _serve_lock: serve_lock,
         })
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn create_parent(path: &Path) -> Result<(), StoreError> {

@@ -1,8 +1,6 @@
 //! The SQL of the SQLite backend, one function per store operation, each taking the
 //! connection it runs on (the writer's transaction or a read connection).
 
-use std::collections::HashMap;
-
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::event_type::{EventFilter, any_matches};
 use hookd_core::json::CanonicalJson;
@@ -580,34 +578,46 @@ pub(super) fn claim_due(
     claim: &ClaimRequest,
     next_token: &mut i64,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let mut room: HashMap<i64, usize> = claim
-        .in_flight
-        .iter()
-        .map(|(key, n)| (*key, claim.max_per_webhook.saturating_sub(*n)))
-        .collect();
-    // Webhooks with no room are filtered in SQL so their backlog does not crowd out the
-    // candidates; the keys are integers we produced, so inlining them is safe.
-    let full: Vec<String> = room
-        .iter()
-        .filter(|(_, r)| **r == 0)
-        .map(|(key, _)| key.to_string())
-        .collect();
+    // Room per webhook: the cap minus what the caller has in flight. Webhooks with no room
+    // are filtered out; the others are ranked per webhook, so a webhook's backlog can take
+    // at most its room and never hides another webhook's due deliveries. The keys and
+    // numbers are integers we produced, so inlining them is safe.
+    let mut full = Vec::new();
+    let mut room_cases = String::new();
+    for (key, in_flight) in &claim.in_flight {
+        let room = claim.max_per_webhook.saturating_sub(*in_flight);
+        if room == 0 {
+            full.push(key.to_string());
+        } else {
+            room_cases.push_str(&format!(" WHEN {key} THEN {room}"));
+        }
+    }
     let skip = if full.is_empty() {
         String::new()
     } else {
         format!("AND d.webhook_key NOT IN ({})", full.join(","))
     };
-    // Read more candidates than needed, then keep at most the room each webhook has.
+    let room = if room_cases.is_empty() {
+        claim.max_per_webhook.to_string()
+    } else {
+        format!(
+            "CASE c.webhook_key{room_cases} ELSE {} END",
+            claim.max_per_webhook
+        )
+    };
     let sql = format!(
-        "SELECT d.key, d.attempts, w.key, w.id, w.url, w.format, w.signature_header, w.secret, \
+        "SELECT c.key, c.attempts, w.key, w.id, w.url, w.format, w.signature_header, w.secret, \
          e.id, e.type, e.data, e.received_at \
-         FROM deliveries d JOIN webhooks w ON w.key = d.webhook_key JOIN events e ON e.key = d.event_key \
-         WHERE d.state = 0 AND d.next_attempt_at <= ?1 {skip} \
-         ORDER BY d.next_attempt_at LIMIT ?2"
+         FROM (SELECT d.key, d.attempts, d.webhook_key, d.event_key, d.next_attempt_at, \
+                 ROW_NUMBER() OVER (PARTITION BY d.webhook_key ORDER BY d.next_attempt_at, d.key) AS rank \
+               FROM deliveries d WHERE d.state = 0 AND d.next_attempt_at <= ?1 {skip}) c \
+         JOIN webhooks w ON w.key = c.webhook_key JOIN events e ON e.key = c.event_key \
+         WHERE c.rank <= {room} \
+         ORDER BY c.next_attempt_at, c.key LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let candidates = i64::try_from(claim.limit.saturating_mul(4)).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![claim.now_ms, candidates], |row| {
+    let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![claim.now_ms, limit], |row| {
         let received_at_ms: i64 = row.get(11)?;
         Ok((
             row.get::<_, i64>(0)?,
@@ -633,9 +643,6 @@ pub(super) fn claim_due(
     )?;
     let lease_until = claim.now_ms.saturating_add(claim.lease_ms);
     for row in rows {
-        if claimed.len() >= claim.limit {
-            break;
-        }
         let (
             delivery_key,
             attempts,
@@ -647,11 +654,6 @@ pub(super) fn claim_due(
             secret,
             event,
         ) = row?;
-        let webhook_room = room.entry(webhook_key).or_insert(claim.max_per_webhook);
-        if *webhook_room == 0 {
-            continue;
-        }
-        *webhook_room -= 1;
         *next_token += 1;
         lease.execute(params![lease_until, *next_token, delivery_key])?;
         claimed.push(ClaimedDelivery {
@@ -670,13 +672,16 @@ pub(super) fn claim_due(
     Ok(claimed)
 }
 
-/// The highest lease token handed out so far, so tokens stay unique across restarts.
-pub(super) fn max_lease_token(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
+/// Where lease tokens start for this run: above every token still held, and above any
+/// token an earlier run could have handed out (those count up from that run's start time
+/// in microseconds, far slower than the clock), so a token is never reused.
+pub(super) fn first_lease_token(conn: &Connection, now_ms: i64) -> Result<i64, StoreError> {
+    let held: i64 = conn.query_row(
         "SELECT COALESCE(MAX(lease_token), 0) FROM deliveries",
         [],
         |row| row.get(0),
-    )?)
+    )?;
+    Ok(held.max(now_ms.saturating_mul(1000)))
 }
 
 /// Makes every leased delivery due now. Only safe when no other process can hold a lease,
