@@ -1,13 +1,14 @@
 //! The dispatcher: claims due deliveries in batches and runs one task per attempt,
-//! within the global and per-webhook limits.
+//! within the global and per-webhook limits; a recorder stores finished attempts in
+//! batches and only then frees their slots.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookd_store::Store;
-use hookd_store::model::{ClaimRequest, ClaimedDelivery};
-use tokio::sync::{Notify, Semaphore};
+use hookd_store::model::{ClaimRequest, FinishedAttempt};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::EngineConfig;
@@ -17,8 +18,10 @@ use crate::attempt::{AttemptContext, millis, now_ms, perform};
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// Pause after a store error before claiming again.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
+/// Most finished attempts stored in one write.
+const RECORD_BATCH: usize = 1024;
 
-/// Attempts in flight per webhook key, shared by the dispatcher and its attempt tasks.
+/// Attempts in flight per webhook key, shared by the dispatcher and the recorder.
 #[derive(Default)]
 struct InFlight(Mutex<HashMap<i64, usize>>);
 
@@ -48,6 +51,14 @@ impl InFlight {
     }
 }
 
+/// An attempt that has been made and waits to be stored.
+struct Finished {
+    attempt: FinishedAttempt,
+    webhook_key: i64,
+    /// Its slot in the global pool, held until the outcome is stored.
+    permit: OwnedSemaphorePermit,
+}
+
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     config: EngineConfig,
@@ -65,6 +76,14 @@ pub(crate) async fn run(
     let freed = Arc::new(Notify::new());
     let due = store.due_signal();
     let lease_ms = millis(config.attempt_timeout + LEASE_MARGIN);
+    // Bounded by the pool: at most `max_in_flight` attempts can be waiting to be stored.
+    let (finished_tx, finished_rx) = mpsc::channel(config.max_in_flight.max(1));
+    let recorder = tokio::spawn(record(
+        Arc::clone(&store),
+        finished_rx,
+        Arc::clone(&in_flight),
+        Arc::clone(&freed),
+    ));
     tokio::pin!(shutdown);
 
     loop {
@@ -101,17 +120,24 @@ pub(crate) async fn run(
                 continue;
             };
             in_flight.add(delivery.webhook_key);
-            let (store, ctx, in_flight, freed) = (
-                Arc::clone(&store),
-                Arc::clone(&ctx),
-                Arc::clone(&in_flight),
-                Arc::clone(&freed),
-            );
+            let (ctx, finished) = (Arc::clone(&ctx), finished_tx.clone());
             tokio::spawn(async move {
-                attempt_and_record(&*store, &ctx, &delivery).await;
-                in_flight.remove(delivery.webhook_key);
-                drop(permit);
-                freed.notify_one();
+                let attempt = perform(&ctx, &delivery).await;
+                tracing::debug!(
+                    event = %delivery.event.id,
+                    webhook = %delivery.webhook_id,
+                    attempt = attempt.attempt_number,
+                    status = ?attempt.response_status,
+                    "attempt finished"
+                );
+                let finished_attempt = Finished {
+                    attempt,
+                    webhook_key: delivery.webhook_key,
+                    permit,
+                };
+                // Fails only once the recorder is gone at shutdown; the lease then runs
+                // out and the delivery is attempted again.
+                let _ = finished.send(finished_attempt).await;
             });
         }
         if full_batch {
@@ -129,12 +155,11 @@ pub(crate) async fn run(
     }
 
     // Let attempts in flight finish and be recorded, within their timeout.
+    drop(finished_tx);
     let all = u32::try_from(config.max_in_flight).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(
-        config.attempt_timeout + Duration::from_secs(1),
-        slots.acquire_many(all),
-    )
-    .await;
+    let grace = config.attempt_timeout + Duration::from_secs(1);
+    let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), recorder).await;
 }
 
 async fn next_wake(store: &dyn Store, poll_interval: Duration) -> Instant {
@@ -155,17 +180,27 @@ async fn next_wake(store: &dyn Store, poll_interval: Duration) -> Instant {
     }
 }
 
-async fn attempt_and_record(store: &dyn Store, ctx: &AttemptContext, delivery: &ClaimedDelivery) {
-    let finished = perform(ctx, delivery).await;
-    tracing::debug!(
-        event = %delivery.event.id,
-        webhook = %delivery.webhook_id,
-        attempt = finished.attempt_number,
-        status = ?finished.response_status,
-        "attempt finished"
-    );
-    if let Err(e) = store.record_attempts(vec![finished]).await {
-        // The lease runs out and the delivery is attempted again: at least once.
-        tracing::error!("recording an attempt failed: {e}");
+/// Stores finished attempts, as many at a time as have piled up, then frees their slots.
+async fn record(
+    store: Arc<dyn Store>,
+    mut finished: mpsc::Receiver<Finished>,
+    in_flight: Arc<InFlight>,
+    freed: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let (attempts, slots): (Vec<FinishedAttempt>, Vec<(i64, OwnedSemaphorePermit)>) = batch
+            .drain(..)
+            .map(|f| (f.attempt, (f.webhook_key, f.permit)))
+            .unzip();
+        if let Err(e) = store.record_attempts(attempts).await {
+            // The leases run out and the deliveries are attempted again: at least once.
+            tracing::error!("recording attempts failed: {e}");
+        }
+        for (webhook_key, permit) in slots {
+            in_flight.remove(webhook_key);
+            drop(permit);
+        }
+        freed.notify_one();
     }
 }

@@ -15,6 +15,7 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::queries::SubscriberCache;
 use crate::StoreError;
 
 /// Most writes folded into one transaction.
@@ -27,7 +28,14 @@ pub(super) struct JobOutcome {
     answer: Box<dyn FnOnce(Option<String>) + Send>,
 }
 
-type Job = Box<dyn FnOnce(&Connection) -> JobOutcome + Send>;
+type Job = Box<dyn FnOnce(&mut Tx<'_>) -> JobOutcome + Send>;
+
+/// What a write runs with: the connection inside the open transaction, and the writer's
+/// caches, which only the writer thread touches and so can never go stale.
+pub(super) struct Tx<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) subscribers: &'a mut SubscriberCache,
+}
 
 /// Whether a write made deliveries due, so the dispatcher should look now.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,10 +64,10 @@ impl Writer {
     pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<(T, Wake), StoreError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<(T, Wake), StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |conn| match f(conn) {
+        let job: Job = Box::new(move |t| match f(t) {
             Ok((value, wake)) => JobOutcome {
                 ok: true,
                 wakes_dispatcher: wake == Wake::Dispatcher,
@@ -84,6 +92,7 @@ impl Writer {
 }
 
 fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, due: &Notify) {
+    let mut subscribers = SubscriberCache::default();
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -102,12 +111,20 @@ fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, due: &Noti
         let mut answers = Vec::with_capacity(jobs.len());
         let mut wake = false;
         for job in jobs {
-            let outcome = run_job(&conn, job);
+            let outcome = run_job(
+                &mut Tx {
+                    conn: &conn,
+                    subscribers: &mut subscribers,
+                },
+                job,
+            );
             wake |= outcome.wakes_dispatcher;
             answers.push(outcome.answer);
         }
         let commit_error = conn.execute_batch("COMMIT").err().map(|e| {
             let _ = conn.execute_batch("ROLLBACK");
+            // The cache may hold what the rolled-back transaction wrote.
+            subscribers.clear();
             tracing::error!("commit failed: {e}");
             e.to_string()
         });
@@ -121,7 +138,8 @@ fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, due: &Noti
     }
 }
 
-fn run_job(conn: &Connection, job: Job) -> JobOutcome {
+fn run_job(tx: &mut Tx<'_>, job: Job) -> JobOutcome {
+    let conn = tx.conn;
     if let Err(e) = conn.execute_batch("SAVEPOINT job") {
         let message = e.to_string();
         return JobOutcome {
@@ -130,7 +148,11 @@ fn run_job(conn: &Connection, job: Job) -> JobOutcome {
             answer: Box::new(move |_| tracing::error!("savepoint failed: {message}")),
         };
     }
-    let outcome = job(conn);
+    let outcome = job(tx);
+    if !outcome.ok {
+        // A failed write may have filled the cache with rows it then rolled back.
+        tx.subscribers.clear();
+    }
     let end = if outcome.ok {
         "RELEASE job"
     } else {

@@ -111,7 +111,7 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     async fn create_client(&self, client: NewClient) -> Result<ClientRecord, StoreError> {
         self.writer
-            .write(move |c| Ok((queries::insert_client(c, &client)?, Wake::Nobody)))
+            .write(move |tx| Ok((queries::insert_client(tx.conn, &client)?, Wake::Nobody)))
             .await
     }
 
@@ -124,7 +124,10 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
         self.writer
-            .write(move |c| Ok((queries::insert_webhook(c, &webhook)?, Wake::Nobody)))
+            .write(move |tx| {
+                tx.subscribers.clear();
+                Ok((queries::insert_webhook(tx.conn, &webhook)?, Wake::Nobody))
+            })
             .await
     }
 
@@ -158,9 +161,10 @@ impl Store for SqliteStore {
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
         self.writer
-            .write(move |c| {
+            .write(move |tx| {
+                tx.subscribers.clear();
                 Ok((
-                    queries::update_webhook(c, &client, &id, &changes)?,
+                    queries::update_webhook(tx.conn, &client, &id, &changes)?,
                     Wake::Nobody,
                 ))
             })
@@ -175,9 +179,10 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
         self.writer
-            .write(move |c| {
+            .write(move |tx| {
+                tx.subscribers.clear();
                 Ok((
-                    queries::delete_webhook(c, &client, &id, now_ms)?,
+                    queries::delete_webhook(tx.conn, &client, &id, now_ms)?,
                     Wake::Nobody,
                 ))
             })
@@ -196,7 +201,12 @@ impl Store for SqliteStore {
         event_type: NewEventType,
     ) -> Result<EventTypeRecord, StoreError> {
         self.writer
-            .write(move |c| Ok((queries::insert_event_type(c, &event_type)?, Wake::Nobody)))
+            .write(move |tx| {
+                Ok((
+                    queries::insert_event_type(tx.conn, &event_type)?,
+                    Wake::Nobody,
+                ))
+            })
             .await
     }
 
@@ -207,8 +217,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Published>, StoreError> {
         let id = client_id.to_owned();
         self.writer
-            .write(move |c| {
-                let published = queries::publish_events(c, &id, &events)?;
+            .write(move |tx| {
+                let published = queries::publish_events(tx.conn, tx.subscribers, &id, &events)?;
                 let any_new = published
                     .iter()
                     .any(|p| matches!(p, Published::New { deliveries, .. } if *deliveries > 0));
@@ -264,9 +274,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let tokens = Arc::clone(&self.lease_tokens);
         self.writer
-            .write(move |c| {
+            .write(move |tx| {
                 let mut next = tokens.load(Ordering::Relaxed);
-                let claimed = queries::claim_due(c, &claim, &mut next)?;
+                let claimed = queries::claim_due(tx.conn, &claim, &mut next)?;
                 tokens.store(next, Ordering::Relaxed);
                 Ok((claimed, Wake::Nobody))
             })
@@ -275,10 +285,13 @@ impl Store for SqliteStore {
 
     async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError> {
         self.writer
-            .write(move |c| {
+            .write(move |tx| {
                 let mut retry_now = false;
                 for attempt in &attempts {
-                    queries::record_attempt(c, attempt)?;
+                    if matches!(attempt.next, NextStep::Failed { disable_webhook_reason: Some(_) }) {
+                        tx.subscribers.clear();
+                    }
+                    queries::record_attempt(tx.conn, attempt)?;
                     retry_now |= matches!(attempt.next, NextStep::RetryAt { at_ms } if at_ms <= attempt.started_at_ms + attempt.duration_ms);
                 }
                 Ok(((), if retry_now { Wake::Dispatcher } else { Wake::Nobody }))

@@ -1,6 +1,9 @@
 //! The SQL of the SQLite backend, one function per store operation, each taking the
 //! connection it runs on (the writer's transaction or a read connection).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::event_type::{EventFilter, any_matches};
 use hookd_core::json::CanonicalJson;
@@ -313,8 +316,30 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
-/// The client's enabled webhooks with their parsed filters, for fan-out.
-fn subscribers(
+/// Each client's enabled webhooks with their parsed filters, for fan-out, so publishing
+/// neither queries nor parses them per event. Writes that change webhooks clear it.
+#[derive(Default)]
+pub(super) struct SubscriberCache(HashMap<String, Subscribers>);
+
+/// A client's enabled webhooks: internal key and parsed filters.
+type Subscribers = Arc<[(i64, Vec<EventFilter>)]>;
+
+impl SubscriberCache {
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn get(&mut self, conn: &Connection, client_id: &str) -> Result<Subscribers, StoreError> {
+        if let Some(found) = self.0.get(client_id) {
+            return Ok(Arc::clone(found));
+        }
+        let loaded: Subscribers = load_subscribers(conn, client_id)?.into();
+        self.0.insert(client_id.to_owned(), Arc::clone(&loaded));
+        Ok(loaded)
+    }
+}
+
+fn load_subscribers(
     conn: &Connection,
     client_id: &str,
 ) -> Result<Vec<(i64, Vec<EventFilter>)>, StoreError> {
@@ -369,10 +394,11 @@ fn find_existing_event(
 
 pub(super) fn publish_events(
     conn: &Connection,
+    cache: &mut SubscriberCache,
     client_id: &str,
     events: &[NewEvent],
 ) -> Result<Vec<Published>, StoreError> {
-    let subscribers = subscribers(conn, client_id)?;
+    let subscribers = cache.get(conn, client_id)?;
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         if let Some(existing) = find_existing_event(conn, client_id, event)? {
@@ -397,7 +423,7 @@ pub(super) fn publish_events(
             "INSERT INTO deliveries (event_key, webhook_key, state, attempts, next_attempt_at, updated_at) \
              VALUES (?1, ?2, 0, 0, ?3, ?4)",
         )?;
-        for (webhook_key, filters) in &subscribers {
+        for (webhook_key, filters) in subscribers.iter() {
             if any_matches(filters, &event.event_type) {
                 insert.execute(params![
                     event_key,
@@ -708,10 +734,13 @@ pub(super) fn record_attempt(conn: &Connection, a: &FinishedAttempt) -> Result<(
         })
         .optional()?
     else {
-        return Err(StoreError::Corrupt(format!(
-            "delivery {} is gone",
-            a.delivery_key
-        )));
+        // Purged while the attempt was in flight: nothing left to update or log against.
+        // Not an error, which would undo the other attempts stored in the same write.
+        tracing::warn!(
+            delivery = a.delivery_key,
+            "an attempt finished for a delivery that no longer exists"
+        );
+        return Ok(());
     };
     conn.prepare_cached(
         "INSERT INTO attempts (id, delivery_key, event_key, webhook_key, attempt_number, started_at, \
