@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookd_store::Store;
-use hookd_store::model::{ClaimRequest, FinishedAttempt};
+use hookd_store::model::{ClaimRequest, ClaimedDelivery, FinishedAttempt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -30,6 +30,19 @@ impl InFlight {
         if let Ok(mut map) = self.0.lock() {
             *map.entry(webhook_key).or_default() += 1;
         }
+    }
+
+    /// Counts one more attempt for the webhook unless it is at `max` already.
+    fn try_add(&self, webhook_key: i64, max: usize) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return false;
+        };
+        let n = map.entry(webhook_key).or_default();
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
     }
 
     fn remove(&self, webhook_key: i64) {
@@ -78,21 +91,37 @@ pub(crate) async fn run(
     let lease_ms = millis(config.attempt_timeout + LEASE_MARGIN);
     // Bounded by the pool: at most `max_in_flight` attempts can be waiting to be stored.
     let (finished_tx, finished_rx) = mpsc::channel(config.max_in_flight.max(1));
+    // New deliveries come straight from publishing, already leased to this process.
+    let mut fresh = store.hand_off_new_deliveries(lease_ms, config.max_in_flight);
     let recorder = tokio::spawn(record(
         Arc::clone(&store),
         finished_rx,
         Arc::clone(&in_flight),
         Arc::clone(&freed),
     ));
+    let pool = Pool {
+        store: Arc::clone(&store),
+        ctx: Arc::clone(&ctx),
+        slots: Arc::clone(&slots),
+        in_flight: Arc::clone(&in_flight),
+        finished: finished_tx.clone(),
+        max_per_webhook: config.max_in_flight_per_webhook,
+    };
     tokio::pin!(shutdown);
 
     loop {
+        // Handed-off deliveries first: their leases are already running.
+        if let Ok(delivery) = fresh.try_recv() {
+            take_handed_off(&mut fresh, delivery, &pool).await;
+        }
         let room = slots.available_permits().min(config.claim_batch);
         if room == 0 {
             tokio::select! {
-                () = freed.notified() => continue,
+                Some(delivery) = fresh.recv() => take_handed_off(&mut fresh, delivery, &pool).await,
+                () = freed.notified() => {}
                 () = &mut shutdown => break,
             }
+            continue;
         }
         let claim = ClaimRequest {
             now_ms: now_ms(),
@@ -120,25 +149,7 @@ pub(crate) async fn run(
                 continue;
             };
             in_flight.add(delivery.webhook_key);
-            let (ctx, finished) = (Arc::clone(&ctx), finished_tx.clone());
-            tokio::spawn(async move {
-                let attempt = perform(&ctx, &delivery).await;
-                tracing::debug!(
-                    event = %delivery.event.id,
-                    webhook = %delivery.webhook_id,
-                    attempt = attempt.attempt_number,
-                    status = ?attempt.response_status,
-                    "attempt finished"
-                );
-                let finished_attempt = Finished {
-                    attempt,
-                    webhook_key: delivery.webhook_key,
-                    permit,
-                };
-                // Fails only once the recorder is gone at shutdown; the lease then runs
-                // out and the delivery is attempted again.
-                let _ = finished.send(finished_attempt).await;
-            });
+            start_attempt(&ctx, &finished_tx, delivery, permit);
         }
         if full_batch {
             continue;
@@ -147,6 +158,7 @@ pub(crate) async fn run(
         // at its limit may have more), the next retry, or the poll interval.
         let wake_at = next_wake(&*store, config.poll_interval).await;
         tokio::select! {
+            Some(delivery) = fresh.recv() => take_handed_off(&mut fresh, delivery, &pool).await,
             () = due.notified() => {}
             () = freed.notified() => {}
             () = sleep_until(wake_at) => {}
@@ -156,10 +168,78 @@ pub(crate) async fn run(
 
     // Let attempts in flight finish and be recorded, within their timeout.
     drop(finished_tx);
+    drop(pool);
     let all = u32::try_from(config.max_in_flight).unwrap_or(u32::MAX);
     let grace = config.attempt_timeout + Duration::from_secs(1);
     let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), recorder).await;
+}
+
+/// What starting an attempt needs.
+struct Pool {
+    store: Arc<dyn Store>,
+    ctx: Arc<AttemptContext>,
+    slots: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
+    finished: mpsc::Sender<Finished>,
+    max_per_webhook: usize,
+}
+
+/// Starts handed-off deliveries (`first` and whatever else is waiting) within the limits;
+/// those over a limit go back to the store, where claims share fairly.
+async fn take_handed_off(
+    fresh: &mut mpsc::Receiver<ClaimedDelivery>,
+    first: ClaimedDelivery,
+    pool: &Pool,
+) {
+    let mut give_back = Vec::new();
+    let mut next = Some(first);
+    while let Some(delivery) = next {
+        let permit = Arc::clone(&pool.slots).try_acquire_owned().ok();
+        match permit {
+            Some(permit)
+                if pool
+                    .in_flight
+                    .try_add(delivery.webhook_key, pool.max_per_webhook) =>
+            {
+                start_attempt(&pool.ctx, &pool.finished, delivery, permit);
+            }
+            _ => give_back.push((delivery.delivery_key, delivery.lease_token)),
+        }
+        next = fresh.try_recv().ok();
+    }
+    if !give_back.is_empty()
+        && let Err(e) = pool.store.release_deliveries(give_back, now_ms()).await
+    {
+        tracing::error!("giving back deliveries failed (their leases will run out): {e}");
+    }
+}
+
+fn start_attempt(
+    ctx: &Arc<AttemptContext>,
+    finished: &mpsc::Sender<Finished>,
+    delivery: ClaimedDelivery,
+    permit: OwnedSemaphorePermit,
+) {
+    let (ctx, finished) = (Arc::clone(ctx), finished.clone());
+    tokio::spawn(async move {
+        let attempt = perform(&ctx, &delivery).await;
+        tracing::debug!(
+            event = %delivery.event.id,
+            webhook = %delivery.webhook_id,
+            attempt = attempt.attempt_number,
+            status = ?attempt.response_status,
+            "attempt finished"
+        );
+        let finished_attempt = Finished {
+            attempt,
+            webhook_key: delivery.webhook_key,
+            permit,
+        };
+        // Fails only once the recorder is gone at shutdown; the lease then runs out and
+        // the delivery is attempted again.
+        let _ = finished.send(finished_attempt).await;
+    });
 }
 
 async fn next_wake(store: &dyn Store, poll_interval: Duration) -> Instant {

@@ -16,7 +16,7 @@ mod error;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 pub use error::StoreError;
 use model::{
@@ -104,4 +104,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Notified after a commit that made a delivery due now, so dispatchers need not poll.
     fn due_signal(&self) -> Arc<Notify>;
+
+    /// From now on, deliveries this process creates that are due at once are leased (for
+    /// `lease_ms`) to the caller at insert and sent to the returned channel after the
+    /// commit, as long as it has room; the rest wait to be claimed. This spares the first
+    /// attempt a claim. Calling it again replaces the previous channel.
+    fn hand_off_new_deliveries(
+        &self,
+        lease_ms: i64,
+        capacity: usize,
+    ) -> mpsc::Receiver<ClaimedDelivery>;
+
+    /// Gives leased deliveries back (`(delivery_key, lease_token)`): due at `now_ms`,
+    /// leased to no one. Deliveries whose lease has moved on are left alone.
+    async fn release_deliveries(
+        &self,
+        leases: Vec<(i64, i64)>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 }

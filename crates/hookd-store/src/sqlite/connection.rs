@@ -15,7 +15,7 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::queries::SubscriberCache;
+use super::queries::{Handoff, SubscriberCache};
 use crate::StoreError;
 
 /// Most writes folded into one transaction.
@@ -30,12 +30,33 @@ pub(super) struct JobOutcome {
 
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> JobOutcome + Send>;
 
+/// How much a write needs the disk before it is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// Synced to disk before the answer: events, webhooks, clients — what a 2xx promises.
+    Synced,
+    /// Survives a crash of hookd, perhaps not a power cut: leases and attempt outcomes,
+    /// whose loss only means a delivery is attempted once more. Skipping their fsync
+    /// halves the syncs on the delivery path.
+    Relaxed,
+}
+
+struct Queued {
+    durability: Durability,
+    job: Job,
+}
+
 /// What a write runs with: the connection inside the open transaction, and the writer's
 /// caches, which only the writer thread touches and so can never go stale.
 pub(super) struct Tx<'a> {
     pub(super) conn: &'a Connection,
     pub(super) subscribers: &'a mut SubscriberCache,
+    /// Set while an engine in this process takes new deliveries directly.
+    pub(super) handoff: Option<&'a Handoff>,
 }
+
+/// The hand-off the store's owner may install at any time; read once per group.
+pub(super) type HandoffSlot = Arc<Mutex<Option<Handoff>>>;
 
 /// Whether a write made deliveries due, so the dispatcher should look now.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,23 +66,23 @@ pub(super) enum Wake {
 }
 
 pub(super) struct Writer {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<Queued>,
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection, due: Arc<Notify>) -> Writer {
+    pub(super) fn start(conn: Connection, due: Arc<Notify>, handoff: HandoffSlot) -> Writer {
         let (jobs, rx) = mpsc::unbounded_channel();
         // The thread ends when every sender is dropped.
         thread::Builder::new()
             .name("hookd-sqlite-writer".to_owned())
-            .spawn(move || run_writer(conn, rx, &due))
+            .spawn(move || run_writer(conn, rx, &due, &handoff))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!("cannot start the SQLite writer thread: {e}"));
         Writer { jobs }
     }
 
     /// Runs `f` inside the next group transaction and returns its result once committed.
-    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, durability: Durability, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<(T, Wake), StoreError> + Send + 'static,
@@ -86,19 +107,42 @@ impl Writer {
                 }),
             },
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.jobs
+            .send(Queued { durability, job })
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
-fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, due: &Notify) {
+fn run_writer(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    due: &Notify,
+    handoff_slot: &HandoffSlot,
+) {
     let mut subscribers = SubscriberCache::default();
+    // The connection starts with `synchronous = FULL` (see `open_writer`).
+    let mut synced = true;
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
+            }
+        }
+        // One synced job makes the whole group synced; the pragma only changes outside a
+        // transaction, so it is set here, and only when it differs.
+        let needs_sync = jobs.iter().any(|q| q.durability == Durability::Synced);
+        if needs_sync != synced {
+            let pragma = if needs_sync {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            match conn.execute_batch(pragma) {
+                Ok(()) => synced = needs_sync,
+                Err(e) => tracing::error!("cannot set {pragma}: {e}"),
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -108,13 +152,15 @@ fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, due: &Noti
             drop(jobs);
             continue;
         }
+        let handoff = handoff_slot.lock().ok().and_then(|h| h.clone());
         let mut answers = Vec::with_capacity(jobs.len());
         let mut wake = false;
-        for job in jobs {
+        for Queued { job, .. } in jobs {
             let outcome = run_job(
                 &mut Tx {
                     conn: &conn,
                     subscribers: &mut subscribers,
+                    handoff: handoff.as_ref(),
                 },
                 job,
             );

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
@@ -22,7 +22,8 @@ use crate::model::{
     Page, PageRequest, Published, WebhookChanges, WebhookRecord,
 };
 use crate::{Store, StoreError};
-use connection::{ReadPool, Wake, Writer};
+use connection::{Durability, HandoffSlot, ReadPool, Wake, Writer};
+use queries::Handoff;
 
 /// Read connections kept open.
 const READERS: usize = 4;
@@ -32,6 +33,7 @@ pub struct SqliteStore {
     readers: ReadPool,
     due: Arc<Notify>,
     lease_tokens: Arc<AtomicI64>,
+    handoff: HandoffSlot,
     /// Held for the store's life when serving; dropping it releases the lock.
     _serve_lock: Option<File>,
 }
@@ -83,11 +85,13 @@ impl SqliteStore {
         let lease_tokens = Arc::new(AtomicI64::new(queries::first_lease_token(&conn, now_ms())?));
         let due = Arc::new(Notify::new());
         let readers = ReadPool::open(path, READERS)?;
+        let handoff = HandoffSlot::default();
         Ok(SqliteStore {
-            writer: Writer::start(conn, Arc::clone(&due)),
+            writer: Writer::start(conn, Arc::clone(&due), Arc::clone(&handoff)),
             readers,
             due,
             lease_tokens,
+            handoff,
             _serve_lock: serve_lock,
         })
     }
@@ -111,7 +115,9 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     async fn create_client(&self, client: NewClient) -> Result<ClientRecord, StoreError> {
         self.writer
-            .write(move |tx| Ok((queries::insert_client(tx.conn, &client)?, Wake::Nobody)))
+            .write(Durability::Synced, move |tx| {
+                Ok((queries::insert_client(tx.conn, &client)?, Wake::Nobody))
+            })
             .await
     }
 
@@ -124,7 +130,7 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
         self.writer
-            .write(move |tx| {
+            .write(Durability::Synced, move |tx| {
                 tx.subscribers.clear();
                 Ok((queries::insert_webhook(tx.conn, &webhook)?, Wake::Nobody))
             })
@@ -161,7 +167,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
         self.writer
-            .write(move |tx| {
+            .write(Durability::Synced, move |tx| {
                 tx.subscribers.clear();
                 Ok((
                     queries::update_webhook(tx.conn, &client, &id, &changes)?,
@@ -179,7 +185,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
         self.writer
-            .write(move |tx| {
+            .write(Durability::Synced, move |tx| {
                 tx.subscribers.clear();
                 Ok((
                     queries::delete_webhook(tx.conn, &client, &id, now_ms)?,
@@ -201,7 +207,7 @@ impl Store for SqliteStore {
         event_type: NewEventType,
     ) -> Result<EventTypeRecord, StoreError> {
         self.writer
-            .write(move |tx| {
+            .write(Durability::Synced, move |tx| {
                 Ok((
                     queries::insert_event_type(tx.conn, &event_type)?,
                     Wake::Nobody,
@@ -216,22 +222,24 @@ impl Store for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<Published>, StoreError> {
         let id = client_id.to_owned();
-        self.writer
-            .write(move |tx| {
-                let published = queries::publish_events(tx.conn, tx.subscribers, &id, &events)?;
-                let any_new = published
-                    .iter()
-                    .any(|p| matches!(p, Published::New { deliveries, .. } if *deliveries > 0));
-                Ok((
-                    published,
-                    if any_new {
-                        Wake::Dispatcher
-                    } else {
-                        Wake::Nobody
-                    },
-                ))
+        let outcome = self
+            .writer
+            .write(Durability::Synced, move |tx| {
+                let outcome =
+                    queries::publish_events(tx.conn, tx.subscribers, tx.handoff, &id, &events)?;
+                let wake = if outcome.due_unclaimed {
+                    Wake::Dispatcher
+                } else {
+                    Wake::Nobody
+                };
+                Ok((outcome, wake))
             })
-            .await
+            .await?;
+        // Committed: now the engine may start on what was leased to it.
+        for (permit, delivery) in outcome.handed_off {
+            permit.send(delivery);
+        }
+        Ok(outcome.published)
     }
 
     async fn list_events(
@@ -274,7 +282,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let tokens = Arc::clone(&self.lease_tokens);
         self.writer
-            .write(move |tx| {
+            .write(Durability::Relaxed, move |tx| {
                 let mut next = tokens.load(Ordering::Relaxed);
                 let claimed = queries::claim_due(tx.conn, &claim, &mut next)?;
                 tokens.store(next, Ordering::Relaxed);
@@ -285,7 +293,7 @@ impl Store for SqliteStore {
 
     async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError> {
         self.writer
-            .write(move |tx| {
+            .write(Durability::Relaxed, move |tx| {
                 let mut retry_now = false;
                 for attempt in &attempts {
                     if matches!(attempt.next, NextStep::Failed { disable_webhook_reason: Some(_) }) {
@@ -305,5 +313,35 @@ impl Store for SqliteStore {
 
     fn due_signal(&self) -> Arc<Notify> {
         Arc::clone(&self.due)
+    }
+
+    fn hand_off_new_deliveries(
+        &self,
+        lease_ms: i64,
+        capacity: usize,
+    ) -> mpsc::Receiver<ClaimedDelivery> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let handoff = Handoff {
+            sender,
+            lease_ms,
+            tokens: Arc::clone(&self.lease_tokens),
+        };
+        if let Ok(mut slot) = self.handoff.lock() {
+            *slot = Some(handoff);
+        }
+        receiver
+    }
+
+    async fn release_deliveries(
+        &self,
+        leases: Vec<(i64, i64)>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(Durability::Relaxed, move |tx| {
+                queries::release_leases(tx.conn, &leases, now_ms)?;
+                Ok(((), Wake::Dispatcher))
+            })
+            .await
     }
 }

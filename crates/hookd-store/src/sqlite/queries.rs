@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::event_type::{EventFilter, any_matches};
 use hookd_core::json::CanonicalJson;
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use tokio::sync::mpsc;
 
 use crate::StoreError;
 use crate::model::{
@@ -316,13 +318,24 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
-/// Each client's enabled webhooks with their parsed filters, for fan-out, so publishing
-/// neither queries nor parses them per event. Writes that change webhooks clear it.
+/// Each client's enabled webhooks with their parsed filters and what sending needs, for
+/// fan-out, so publishing neither queries nor parses them per event. Writes that change
+/// webhooks clear it.
 #[derive(Default)]
 pub(super) struct SubscriberCache(HashMap<String, Subscribers>);
 
-/// A client's enabled webhooks: internal key and parsed filters.
-type Subscribers = Arc<[(i64, Vec<EventFilter>)]>;
+type Subscribers = Arc<[Subscriber]>;
+
+/// An enabled webhook as fan-out and hand-off see it.
+pub(super) struct Subscriber {
+    key: i64,
+    filters: Vec<EventFilter>,
+    id: String,
+    url: String,
+    format: EnvelopeFormat,
+    signature_header: String,
+    secret: String,
+}
 
 impl SubscriberCache {
     pub(super) fn clear(&mut self) {
@@ -339,30 +352,61 @@ impl SubscriberCache {
     }
 }
 
-fn load_subscribers(
-    conn: &Connection,
-    client_id: &str,
-) -> Result<Vec<(i64, Vec<EventFilter>)>, StoreError> {
+fn load_subscribers(conn: &Connection, client_id: &str) -> Result<Vec<Subscriber>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT key, events FROM webhooks WHERE client_id = ?1 AND enabled = 1 AND deleted_at IS NULL",
+        "SELECT key, events, id, url, format, signature_header, secret FROM webhooks \
+         WHERE client_id = ?1 AND enabled = 1 AND deleted_at IS NULL",
     )?;
     let rows = stmt.query_map([client_id], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, String>(4)?,
+            row.get::<_, String>(5)?,
+            row.get::<_, String>(6)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (key, events) = row?;
+        let (key, events, id, url, format, signature_header, secret) = row?;
         let filters: Vec<String> = serde_json::from_str(&events)
             .map_err(|e| StoreError::Corrupt(format!("webhook filters: {e}")))?;
-        out.push((
+        out.push(Subscriber {
             key,
-            filters
+            filters: filters
                 .iter()
                 .map(|f| EventFilter::from_stored(f))
                 .collect(),
-        ));
+            id,
+            url,
+            format: format.parse().map_err(StoreError::Corrupt)?,
+            signature_header,
+            secret,
+        });
     }
     Ok(out)
+}
+
+/// Where new deliveries go when this process's engine takes them directly: leased to it
+/// at insert, sent through a bounded channel after the commit.
+#[derive(Clone)]
+pub(super) struct Handoff {
+    pub(super) sender: mpsc::Sender<ClaimedDelivery>,
+    pub(super) lease_ms: i64,
+    pub(super) tokens: Arc<AtomicI64>,
+}
+
+/// A delivery leased at insert, with its reserved place in the hand-off channel.
+pub(super) type HandedOff = (mpsc::OwnedPermit<ClaimedDelivery>, ClaimedDelivery);
+
+/// What publishing produced: the answers, the deliveries to hand over after the commit,
+/// and whether some new delivery is due now without having been handed over.
+pub(super) struct PublishOutcome {
+    pub(super) published: Vec<Published>,
+    pub(super) handed_off: Vec<HandedOff>,
+    pub(super) due_unclaimed: bool,
 }
 
 fn find_existing_event(
@@ -395,14 +439,19 @@ fn find_existing_event(
 pub(super) fn publish_events(
     conn: &Connection,
     cache: &mut SubscriberCache,
+    handoff: Option<&Handoff>,
     client_id: &str,
     events: &[NewEvent],
-) -> Result<Vec<Published>, StoreError> {
+) -> Result<PublishOutcome, StoreError> {
     let subscribers = cache.get(conn, client_id)?;
-    let mut out = Vec::with_capacity(events.len());
+    let mut out = PublishOutcome {
+        published: Vec::with_capacity(events.len()),
+        handed_off: Vec::new(),
+        due_unclaimed: false,
+    };
     for event in events {
         if let Some(existing) = find_existing_event(conn, client_id, event)? {
-            out.push(Published::Existing { event: existing });
+            out.published.push(Published::Existing { event: existing });
             continue;
         }
         conn.prepare_cached(
@@ -418,34 +467,86 @@ pub(super) fn publish_events(
             event.now_ms
         ])?;
         let event_key = conn.last_insert_rowid();
+        let record = EventRecord {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            data: event.data.clone(),
+            created: event.now_ms.div_euclid(1000),
+            received_at_ms: event.now_ms,
+        };
+        let due_now = event.first_attempt_at_ms <= event.now_ms;
         let mut deliveries = 0;
         let mut insert = conn.prepare_cached(
-            "INSERT INTO deliveries (event_key, webhook_key, state, attempts, next_attempt_at, updated_at) \
-             VALUES (?1, ?2, 0, 0, ?3, ?4)",
+            "INSERT INTO deliveries (event_key, webhook_key, state, attempts, next_attempt_at, lease_token, updated_at) \
+             VALUES (?1, ?2, 0, 0, ?3, ?4, ?5)",
         )?;
-        for (webhook_key, filters) in subscribers.iter() {
-            if any_matches(filters, &event.event_type) {
+        for subscriber in subscribers
+            .iter()
+            .filter(|s| any_matches(&s.filters, &event.event_type))
+        {
+            deliveries += 1;
+            // Hand over what is due now while the engine has room; the rest waits to be claimed.
+            let permit = match handoff {
+                Some(h) if due_now => h.sender.clone().try_reserve_owned().ok().map(|p| (p, h)),
+                _ => None,
+            };
+            let Some((permit, h)) = permit else {
                 insert.execute(params![
                     event_key,
-                    webhook_key,
+                    subscriber.key,
                     event.first_attempt_at_ms,
+                    None::<i64>,
                     event.now_ms
                 ])?;
-                deliveries += 1;
-            }
+                out.due_unclaimed |= due_now;
+                continue;
+            };
+            let token = h.tokens.fetch_add(1, Ordering::Relaxed) + 1;
+            insert.execute(params![
+                event_key,
+                subscriber.key,
+                event.now_ms.saturating_add(h.lease_ms),
+                token,
+                event.now_ms
+            ])?;
+            out.handed_off.push((
+                permit,
+                ClaimedDelivery {
+                    delivery_key: conn.last_insert_rowid(),
+                    lease_token: token,
+                    attempt_number: 1,
+                    webhook_key: subscriber.key,
+                    webhook_id: subscriber.id.clone(),
+                    url: subscriber.url.clone(),
+                    format: subscriber.format,
+                    signature_header: subscriber.signature_header.clone(),
+                    secret: subscriber.secret.clone(),
+                    event: record.clone(),
+                },
+            ));
         }
-        out.push(Published::New {
-            event: EventRecord {
-                id: event.id.clone(),
-                event_type: event.event_type.clone(),
-                data: event.data.clone(),
-                created: event.now_ms.div_euclid(1000),
-                received_at_ms: event.now_ms,
-            },
+        out.published.push(Published::New {
+            event: record,
             deliveries,
         });
     }
     Ok(out)
+}
+
+/// Makes leased deliveries due now and leased to no one, if the lease is still the caller's.
+pub(super) fn release_leases(
+    conn: &Connection,
+    leases: &[(i64, i64)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut release = conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?1, lease_token = NULL \
+         WHERE key = ?2 AND lease_token = ?3 AND state = 0",
+    )?;
+    for (delivery_key, lease_token) in leases {
+        release.execute(params![now_ms, delivery_key, lease_token])?;
+    }
+    Ok(())
 }
 
 pub(super) fn list_events(

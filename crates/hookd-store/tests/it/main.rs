@@ -11,6 +11,7 @@ mod claims;
 mod durability;
 mod fanout;
 mod group_commit;
+mod handoff;
 mod leases;
 mod tenancy;
 
