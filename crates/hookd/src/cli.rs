@@ -27,6 +27,8 @@ enum Command {
     },
     /// Check a received delivery's signature (exit 0 when valid, 1 when not).
     Verify(VerifyArgs),
+    /// Measure hookd on this machine: throughput, latency, CPU and memory, as a table.
+    Bench(BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -101,6 +103,30 @@ pub(crate) struct VerifyArgs {
     pub(crate) tolerance: String,
 }
 
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Scenarios to run, repeatable or comma-separated (default all): ceiling, ingest,
+    /// throughput, latency, fanout, backlog, isolation, retry-storm.
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub(crate) scenarios: Vec<String>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// `sqlite://DIR`: each scenario gets a fresh database in a new directory under DIR
+    /// (default: the system's temporary directory).
+    #[arg(long, value_name = "URL")]
+    pub(crate) database: Option<String>,
+    /// How long each timed phase publishes.
+    #[arg(long, default_value = "5s")]
+    pub(crate) duration: String,
+    /// Deliveries queued in the `backlog` scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) backlog_size: u64,
+    /// Keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) connections: usize,
+}
+
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
@@ -108,5 +134,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: ClientsCommand::Create(args),
         } => crate::clients::create(&args.store, &args.name, args.json).await,
         Command::Verify(args) => crate::verify::run(&args),
+        Command::Bench(args) => crate::bench::run(args).await,
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod bench;
 mod cli;
 mod delivery;
 mod durability;
