@@ -2,12 +2,12 @@
 //! within the global and per-webhook limits; a recorder stores finished attempts in
 //! batches and only then frees their slots.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookd_store::Store;
 use hookd_store::model::{ClaimRequest, ClaimedDelivery, FinishedAttempt};
+use hookd_store::{Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -99,39 +99,37 @@ pub(crate) async fn run(
         Arc::clone(&in_flight),
         Arc::clone(&freed),
     ));
-    let pool = Pool {
+    let mut dispatcher = Dispatcher {
         store: Arc::clone(&store),
-        ctx: Arc::clone(&ctx),
+        ctx,
         slots: Arc::clone(&slots),
-        in_flight: Arc::clone(&in_flight),
-        finished: finished_tx.clone(),
-        max_per_webhook: config.max_in_flight_per_webhook,
+        in_flight,
+        finished: finished_tx,
+        waiting: HashMap::new(),
+        waiting_total: 0,
+        config: config.clone(),
+        lease_ms,
     };
     tokio::pin!(shutdown);
 
     loop {
-        // Handed-off deliveries first: their leases are already running.
-        if let Ok(delivery) = fresh.try_recv() {
-            take_handed_off(&mut fresh, delivery, &pool).await;
+        // Work already leased to us first: its leases are running.
+        while let Ok(delivery) = fresh.try_recv() {
+            dispatcher.take_handed_off(delivery);
         }
+        dispatcher.start_waiting();
+        dispatcher.give_back_overflow().await;
         let room = slots.available_permits().min(config.claim_batch);
         if room == 0 {
             tokio::select! {
-                Some(delivery) = fresh.recv() => take_handed_off(&mut fresh, delivery, &pool).await,
+                Some(delivery) = fresh.recv() => dispatcher.take_handed_off(delivery),
                 () = freed.notified() => {}
                 () = &mut shutdown => break,
             }
             continue;
         }
-        let claim = ClaimRequest {
-            now_ms: now_ms(),
-            lease_ms,
-            limit: room,
-            max_per_webhook: config.max_in_flight_per_webhook,
-            in_flight: in_flight.snapshot(),
-        };
-        let claimed = match store.claim_due_deliveries(claim).await {
-            Ok(c) => c,
+        let claimed = match dispatcher.claim_and_start(room).await {
+            Ok(n) => n,
             Err(e) => {
                 tracing::error!("claiming deliveries failed: {e}");
                 tokio::select! {
@@ -140,25 +138,14 @@ pub(crate) async fn run(
                 }
             }
         };
-        let full_batch = claimed.len() == room;
-        for delivery in claimed {
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                // Cannot happen: only this loop takes permits, and it counted them. The
-                // delivery stays leased and is retried when the lease ends.
-                tracing::error!("no attempt slot for a claimed delivery");
-                continue;
-            };
-            in_flight.add(delivery.webhook_key);
-            start_attempt(&ctx, &finished_tx, delivery, permit);
-        }
-        if full_batch {
+        if claimed == room {
             continue;
         }
         // Nothing more is due now: sleep until new work, a freed slot (a webhook that was
         // at its limit may have more), the next retry, or the poll interval.
         let wake_at = next_wake(&*store, config.poll_interval).await;
         tokio::select! {
-            Some(delivery) = fresh.recv() => take_handed_off(&mut fresh, delivery, &pool).await,
+            Some(delivery) = fresh.recv() => dispatcher.take_handed_off(delivery),
             () = due.notified() => {}
             () = freed.notified() => {}
             () = sleep_until(wake_at) => {}
@@ -166,52 +153,155 @@ pub(crate) async fn run(
         }
     }
 
-    // Let attempts in flight finish and be recorded, within their timeout.
-    drop(finished_tx);
-    drop(pool);
+    // Deliveries waiting for a slot go back to the store; attempts in flight may finish
+    // and be recorded, within their timeout.
+    dispatcher.give_back_all_waiting().await;
+    drop(dispatcher);
     let all = u32::try_from(config.max_in_flight).unwrap_or(u32::MAX);
     let grace = config.attempt_timeout + Duration::from_secs(1);
     let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), recorder).await;
 }
 
-/// What starting an attempt needs.
-struct Pool {
+/// The dispatcher's state: the pool, and handed-off deliveries waiting for their webhook
+/// to have room.
+struct Dispatcher {
     store: Arc<dyn Store>,
     ctx: Arc<AttemptContext>,
     slots: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
     finished: mpsc::Sender<Finished>,
-    max_per_webhook: usize,
+    /// Per webhook, at most `max_in_flight_per_webhook` deliveries: one more round, so
+    /// none waits much longer than an attempt takes, well within its lease.
+    waiting: HashMap<i64, VecDeque<ClaimedDelivery>>,
+    waiting_total: usize,
+    config: EngineConfig,
+    lease_ms: i64,
 }
 
-/// Starts handed-off deliveries (`first` and whatever else is waiting) within the limits;
-/// those over a limit go back to the store, where claims share fairly.
-async fn take_handed_off(
-    fresh: &mut mpsc::Receiver<ClaimedDelivery>,
-    first: ClaimedDelivery,
-    pool: &Pool,
-) {
-    let mut give_back = Vec::new();
-    let mut next = Some(first);
-    while let Some(delivery) = next {
-        let permit = Arc::clone(&pool.slots).try_acquire_owned().ok();
-        match permit {
-            Some(permit)
-                if pool
-                    .in_flight
-                    .try_add(delivery.webhook_key, pool.max_per_webhook) =>
-            {
-                start_attempt(&pool.ctx, &pool.finished, delivery, permit);
-            }
-            _ => give_back.push((delivery.delivery_key, delivery.lease_token)),
+impl Dispatcher {
+    /// Starts a handed-off delivery now if the pool and its webhook allow, else queues it
+    /// behind its webhook's attempts (overflow is given back by `give_back_overflow`).
+    fn take_handed_off(&mut self, delivery: ClaimedDelivery) {
+        let key = delivery.webhook_key;
+        let queue_empty = self.waiting.get(&key).is_none_or(VecDeque::is_empty);
+        if queue_empty && let Some(permit) = self.slot_for(key) {
+            start_attempt(&self.ctx, &self.finished, delivery, permit);
+            return;
         }
-        next = fresh.try_recv().ok();
+        self.waiting.entry(key).or_default().push_back(delivery);
+        self.waiting_total += 1;
     }
-    if !give_back.is_empty()
-        && let Err(e) = pool.store.release_deliveries(give_back, now_ms()).await
-    {
-        tracing::error!("giving back deliveries failed (their leases will run out): {e}");
+
+    /// A global slot plus room on the webhook, if both are free.
+    fn slot_for(&self, webhook_key: i64) -> Option<OwnedSemaphorePermit> {
+        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        self.in_flight
+            .try_add(webhook_key, self.config.max_in_flight_per_webhook)
+            .then_some(permit)
+    }
+
+    /// Starts waiting deliveries whose webhooks have room again.
+    fn start_waiting(&mut self) {
+        if self.waiting_total == 0 {
+            return;
+        }
+        let keys: Vec<i64> = self.waiting.keys().copied().collect();
+        for key in keys {
+            loop {
+                let has_waiting = self.waiting.get(&key).is_some_and(|q| !q.is_empty());
+                if !has_waiting {
+                    break;
+                }
+                let Some(permit) = self.slot_for(key) else {
+                    break;
+                };
+                let Some(delivery) = self.waiting.get_mut(&key).and_then(VecDeque::pop_front)
+                else {
+                    break;
+                };
+                self.waiting_total -= 1;
+                start_attempt(&self.ctx, &self.finished, delivery, permit);
+            }
+            if self.waiting.get(&key).is_some_and(VecDeque::is_empty) {
+                self.waiting.remove(&key);
+            }
+        }
+    }
+
+    /// Gives back what waits beyond one round per webhook or beyond the pool's size:
+    /// claims share that work fairly once there is room.
+    async fn give_back_overflow(&mut self) {
+        if self.waiting_total == 0 {
+            return;
+        }
+        let per_webhook = self.config.max_in_flight_per_webhook;
+        let mut excess = Vec::new();
+        for queue in self.waiting.values_mut() {
+            while queue.len() > per_webhook {
+                excess.extend(queue.pop_back());
+            }
+        }
+        while self.waiting_total.saturating_sub(excess.len()) > self.config.max_in_flight {
+            let Some(queue) = self.waiting.values_mut().max_by_key(|q| q.len()) else {
+                break;
+            };
+            let Some(delivery) = queue.pop_back() else {
+                break;
+            };
+            excess.push(delivery);
+        }
+        self.waiting.retain(|_, q| !q.is_empty());
+        self.waiting_total -= excess.len();
+        self.give_back(excess).await;
+    }
+
+    async fn give_back_all_waiting(&mut self) {
+        let all: Vec<ClaimedDelivery> = self.waiting.drain().flat_map(|(_, q)| q).collect();
+        self.waiting_total = 0;
+        self.give_back(all).await;
+    }
+
+    async fn give_back(&self, deliveries: Vec<ClaimedDelivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let leases = deliveries
+            .iter()
+            .map(|d| (d.delivery_key, d.lease_token))
+            .collect();
+        if let Err(e) = self.store.release_deliveries(leases, now_ms()).await {
+            tracing::error!("giving back deliveries failed (their leases will run out): {e}");
+        }
+    }
+
+    /// Claims up to `room` due deliveries and starts them; returns how many it claimed.
+    async fn claim_and_start(&mut self, room: usize) -> Result<usize, StoreError> {
+        // What waits counts against its webhook's room as much as what is in flight.
+        let mut busy: HashMap<i64, usize> = self.in_flight.snapshot().into_iter().collect();
+        for (key, queue) in &self.waiting {
+            *busy.entry(*key).or_default() += queue.len();
+        }
+        let claim = ClaimRequest {
+            now_ms: now_ms(),
+            lease_ms: self.lease_ms,
+            limit: room,
+            max_per_webhook: self.config.max_in_flight_per_webhook,
+            in_flight: busy.into_iter().collect(),
+        };
+        let claimed = self.store.claim_due_deliveries(claim).await?;
+        let count = claimed.len();
+        for delivery in claimed {
+            let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+                // Cannot happen: only the dispatcher takes permits, and it counted them.
+                // The delivery stays leased and is retried when the lease ends.
+                tracing::error!("no attempt slot for a claimed delivery");
+                continue;
+            };
+            self.in_flight.add(delivery.webhook_key);
+            start_attempt(&self.ctx, &self.finished, delivery, permit);
+        }
+        Ok(count)
     }
 }
 

@@ -8,13 +8,14 @@
 //! failing write does not undo the others.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::due_index::DueIndex;
 use super::queries::{Handoff, SubscriberCache};
 use crate::StoreError;
 
@@ -51,6 +52,7 @@ struct Queued {
 pub(super) struct Tx<'a> {
     pub(super) conn: &'a Connection,
     pub(super) subscribers: &'a mut SubscriberCache,
+    pub(super) due: &'a mut DueIndex,
     /// Set while an engine in this process takes new deliveries directly.
     pub(super) handoff: Option<&'a Handoff>,
 }
@@ -70,12 +72,20 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection, due: Arc<Notify>, handoff: HandoffSlot) -> Writer {
+    /// Starts the writer thread on `conn`. `next_due` mirrors the due index's earliest time
+    /// (`i64::MAX` when nothing is pending) for readers outside the thread.
+    pub(super) fn start(
+        conn: Connection,
+        due_index: DueIndex,
+        due: Arc<Notify>,
+        next_due: Arc<AtomicI64>,
+        handoff: HandoffSlot,
+    ) -> Writer {
         let (jobs, rx) = mpsc::unbounded_channel();
         // The thread ends when every sender is dropped.
         thread::Builder::new()
             .name("hookd-sqlite-writer".to_owned())
-            .spawn(move || run_writer(conn, rx, &due, &handoff))
+            .spawn(move || run_writer(conn, rx, due_index, &due, &next_due, &handoff))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!("cannot start the SQLite writer thread: {e}"));
         Writer { jobs }
@@ -117,10 +127,13 @@ impl Writer {
 fn run_writer(
     conn: Connection,
     mut rx: mpsc::UnboundedReceiver<Queued>,
+    mut due_index: DueIndex,
     due: &Notify,
+    next_due: &AtomicI64,
     handoff_slot: &HandoffSlot,
 ) {
     let mut subscribers = SubscriberCache::default();
+    next_due.store(due_index.earliest().unwrap_or(i64::MAX), Ordering::Relaxed);
     // The connection starts with `synchronous = FULL` (see `open_writer`).
     let mut synced = true;
     while let Some(first) = rx.blocking_recv() {
@@ -160,6 +173,7 @@ fn run_writer(
                 &mut Tx {
                     conn: &conn,
                     subscribers: &mut subscribers,
+                    due: &mut due_index,
                     handoff: handoff.as_ref(),
                 },
                 job,
@@ -169,12 +183,17 @@ fn run_writer(
         }
         let commit_error = conn.execute_batch("COMMIT").err().map(|e| {
             let _ = conn.execute_batch("ROLLBACK");
-            // The cache may hold what the rolled-back transaction wrote.
+            // The caches may hold what the rolled-back transaction wrote.
             subscribers.clear();
+            match DueIndex::load(&conn) {
+                Ok(reloaded) => due_index = reloaded,
+                Err(e) => tracing::error!("cannot reload the due index: {e}"),
+            }
             tracing::error!("commit failed: {e}");
             e.to_string()
         });
         let committed = commit_error.is_none();
+        next_due.store(due_index.earliest().unwrap_or(i64::MAX), Ordering::Relaxed);
         for answer in answers {
             answer(commit_error.clone());
         }
@@ -196,8 +215,12 @@ fn run_job(tx: &mut Tx<'_>, job: Job) -> JobOutcome {
     }
     let outcome = job(tx);
     if !outcome.ok {
-        // A failed write may have filled the cache with rows it then rolled back.
+        // A failed write may have filled the caches with rows it then rolled back.
         tx.subscribers.clear();
+        match DueIndex::load(conn) {
+            Ok(reloaded) => *tx.due = reloaded,
+            Err(e) => tracing::error!("cannot reload the due index: {e}"),
+        }
     }
     let end = if outcome.ok {
         "RELEASE job"
@@ -265,7 +288,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;

@@ -6,6 +6,7 @@
 //! leases of the previous run at once instead of waiting for them to expire.
 
 mod connection;
+mod due_index;
 mod queries;
 
 use std::fs::File;
@@ -23,6 +24,7 @@ use crate::model::{
 };
 use crate::{Store, StoreError};
 use connection::{Durability, HandoffSlot, ReadPool, Wake, Writer};
+use due_index::DueIndex;
 use queries::Handoff;
 
 /// Read connections kept open.
@@ -33,6 +35,8 @@ pub struct SqliteStore {
     readers: ReadPool,
     due: Arc<Notify>,
     lease_tokens: Arc<AtomicI64>,
+    /// The due index's earliest time, published by the writer (`i64::MAX`: none).
+    next_due: Arc<AtomicI64>,
     handoff: HandoffSlot,
     /// Held for the store's life when serving; dropping it releases the lock.
     _serve_lock: Option<File>,
@@ -47,7 +51,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database for short-lived use, such as a CLI command
     /// next to a running server.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_inner(path, None)
+        SqliteStore::open_inner(path, None, None)
     }
 
     /// Opens the database for `hookd serve`: takes the serve lock, so a second server on the
@@ -67,30 +71,46 @@ impl SqliteStore {
                 lock_path.display()
             ))
         })?;
-        let store = SqliteStore::open_inner(path, Some(lock))?;
-        let conn = connection::open_writer(path)?;
-        let released = queries::release_all_leases(&conn, now_ms)?;
-        if released > 0 {
-            tracing::info!(
-                released,
-                "made deliveries leased by a previous run due again"
-            );
-        }
+        let store = SqliteStore::open_inner(path, Some(lock), Some(now_ms))?;
         Ok(store)
     }
 
-    fn open_inner(path: &Path, serve_lock: Option<File>) -> Result<SqliteStore, StoreError> {
+    /// Opens the file; with `release_leases_at`, first makes every leased delivery due at
+    /// that time (before the writer reads which webhooks have due work).
+    fn open_inner(
+        path: &Path,
+        serve_lock: Option<File>,
+        release_leases_at: Option<i64>,
+    ) -> Result<SqliteStore, StoreError> {
         create_parent(path)?;
         let conn = connection::open_writer(path)?;
+        if let Some(now_ms) = release_leases_at {
+            let released = queries::release_all_leases(&conn, now_ms)?;
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "made deliveries leased by a previous run due again"
+                );
+            }
+        }
         let lease_tokens = Arc::new(AtomicI64::new(queries::first_lease_token(&conn, now_ms())?));
+        let due_index = DueIndex::load(&conn)?;
+        let next_due = Arc::new(AtomicI64::new(i64::MAX));
         let due = Arc::new(Notify::new());
         let readers = ReadPool::open(path, READERS)?;
         let handoff = HandoffSlot::default();
         Ok(SqliteStore {
-            writer: Writer::start(conn, Arc::clone(&due), Arc::clone(&handoff)),
+            writer: Writer::start(
+                conn,
+                due_index,
+                Arc::clone(&due),
+                Arc::clone(&next_due),
+                Arc::clone(&handoff),
+            ),
             readers,
             due,
             lease_tokens,
+            next_due,
             handoff,
             _serve_lock: serve_lock,
         })
@@ -170,7 +190,7 @@ impl Store for SqliteStore {
             .write(Durability::Synced, move |tx| {
                 tx.subscribers.clear();
                 Ok((
-                    queries::update_webhook(tx.conn, &client, &id, &changes)?,
+                    queries::update_webhook(tx.conn, tx.due, &client, &id, &changes)?,
                     Wake::Nobody,
                 ))
             })
@@ -188,7 +208,7 @@ impl Store for SqliteStore {
             .write(Durability::Synced, move |tx| {
                 tx.subscribers.clear();
                 Ok((
-                    queries::delete_webhook(tx.conn, &client, &id, now_ms)?,
+                    queries::delete_webhook(tx.conn, tx.due, &client, &id, now_ms)?,
                     Wake::Nobody,
                 ))
             })
@@ -225,8 +245,14 @@ impl Store for SqliteStore {
         let outcome = self
             .writer
             .write(Durability::Synced, move |tx| {
-                let outcome =
-                    queries::publish_events(tx.conn, tx.subscribers, tx.handoff, &id, &events)?;
+                let outcome = queries::publish_events(
+                    tx.conn,
+                    tx.subscribers,
+                    tx.due,
+                    tx.handoff,
+                    &id,
+                    &events,
+                )?;
                 let wake = if outcome.due_unclaimed {
                     Wake::Dispatcher
                 } else {
@@ -284,7 +310,7 @@ impl Store for SqliteStore {
         self.writer
             .write(Durability::Relaxed, move |tx| {
                 let mut next = tokens.load(Ordering::Relaxed);
-                let claimed = queries::claim_due(tx.conn, &claim, &mut next)?;
+                let claimed = queries::claim_due(tx.conn, tx.due, &claim, &mut next)?;
                 tokens.store(next, Ordering::Relaxed);
                 Ok((claimed, Wake::Nobody))
             })
@@ -295,12 +321,19 @@ impl Store for SqliteStore {
         self.writer
             .write(Durability::Relaxed, move |tx| {
                 let mut retry_now = false;
+                let mut touched = Vec::new();
                 for attempt in &attempts {
                     if matches!(attempt.next, NextStep::Failed { disable_webhook_reason: Some(_) }) {
                         tx.subscribers.clear();
                     }
-                    queries::record_attempt(tx.conn, attempt)?;
+                    touched.extend(queries::record_attempt(tx.conn, attempt)?);
                     retry_now |= matches!(attempt.next, NextStep::RetryAt { at_ms } if at_ms <= attempt.started_at_ms + attempt.duration_ms);
+                }
+                // Outcomes move due times (a retry later, a finished delivery gone).
+                touched.sort_unstable();
+                touched.dedup();
+                for webhook_key in touched {
+                    tx.due.refresh(tx.conn, webhook_key)?;
                 }
                 Ok(((), if retry_now { Wake::Dispatcher } else { Wake::Nobody }))
             })
@@ -308,7 +341,8 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        self.readers.read(queries::next_due_at).await
+        let next = self.next_due.load(Ordering::Relaxed);
+        Ok((next != i64::MAX).then_some(next))
     }
 
     fn due_signal(&self) -> Arc<Notify> {
@@ -339,7 +373,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.writer
             .write(Durability::Relaxed, move |tx| {
-                queries::release_leases(tx.conn, &leases, now_ms)?;
+                queries::release_leases(tx.conn, tx.due, &leases, now_ms)?;
                 Ok(((), Wake::Dispatcher))
             })
             .await

@@ -11,6 +11,7 @@ use hookd_core::json::CanonicalJson;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::mpsc;
 
+use super::due_index::DueIndex;
 use crate::StoreError;
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, DeliveryRecord, DeliveryState,
@@ -195,6 +196,7 @@ fn decode_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
 
 pub(super) fn update_webhook(
     conn: &Connection,
+    due: &mut DueIndex,
     client_id: &str,
     id: &str,
     changes: &WebhookChanges,
@@ -232,26 +234,32 @@ pub(super) fn update_webhook(
         client_id
     ])?;
     if current.enabled && !enabled {
-        cancel_pending_deliveries(conn, id, changes.now_ms)?;
+        cancel_pending_deliveries(conn, due, id, changes.now_ms)?;
     }
     get_webhook(conn, client_id, id)
 }
 
 fn cancel_pending_deliveries(
     conn: &Connection,
+    due: &mut DueIndex,
     webhook_id: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
+    let key: i64 = conn
+        .prepare_cached("SELECT key FROM webhooks WHERE id = ?1")?
+        .query_row([webhook_id], |row| row.get(0))?;
     conn.prepare_cached(
         "UPDATE deliveries SET state = ?1, lease_token = NULL, updated_at = ?2 \
-         WHERE state = 0 AND webhook_key = (SELECT key FROM webhooks WHERE id = ?3)",
+         WHERE state = 0 AND webhook_key = ?3",
     )?
-    .execute(params![DeliveryState::Cancelled.code(), now_ms, webhook_id])?;
+    .execute(params![DeliveryState::Cancelled.code(), now_ms, key])?;
+    due.forget(key);
     Ok(())
 }
 
 pub(super) fn delete_webhook(
     conn: &Connection,
+    due: &mut DueIndex,
     client_id: &str,
     id: &str,
     now_ms: i64,
@@ -263,7 +271,7 @@ pub(super) fn delete_webhook(
         )?
         .execute(params![now_ms, id, client_id])?;
     if changed > 0 {
-        cancel_pending_deliveries(conn, id, now_ms)?;
+        cancel_pending_deliveries(conn, due, id, now_ms)?;
     }
     Ok(changed > 0)
 }
@@ -439,6 +447,7 @@ fn find_existing_event(
 pub(super) fn publish_events(
     conn: &Connection,
     cache: &mut SubscriberCache,
+    due: &mut DueIndex,
     handoff: Option<&Handoff>,
     client_id: &str,
     events: &[NewEvent],
@@ -498,17 +507,20 @@ pub(super) fn publish_events(
                     None::<i64>,
                     event.now_ms
                 ])?;
+                due.note(subscriber.key, event.first_attempt_at_ms);
                 out.due_unclaimed |= due_now;
                 continue;
             };
             let token = h.tokens.fetch_add(1, Ordering::Relaxed) + 1;
+            let lease_until = event.now_ms.saturating_add(h.lease_ms);
             insert.execute(params![
                 event_key,
                 subscriber.key,
-                event.now_ms.saturating_add(h.lease_ms),
+                lease_until,
                 token,
                 event.now_ms
             ])?;
+            due.note(subscriber.key, lease_until);
             out.handed_off.push((
                 permit,
                 ClaimedDelivery {
@@ -536,15 +548,21 @@ pub(super) fn publish_events(
 /// Makes leased deliveries due now and leased to no one, if the lease is still the caller's.
 pub(super) fn release_leases(
     conn: &Connection,
+    due: &mut DueIndex,
     leases: &[(i64, i64)],
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let mut release = conn.prepare_cached(
         "UPDATE deliveries SET next_attempt_at = ?1, lease_token = NULL \
-         WHERE key = ?2 AND lease_token = ?3 AND state = 0",
+         WHERE key = ?2 AND lease_token = ?3 AND state = 0 RETURNING webhook_key",
     )?;
     for (delivery_key, lease_token) in leases {
-        release.execute(params![now_ms, delivery_key, lease_token])?;
+        let released: Option<i64> = release
+            .query_row(params![now_ms, delivery_key, lease_token], |row| row.get(0))
+            .optional()?;
+        if let Some(webhook_key) = released {
+            due.note(webhook_key, now_ms);
+        }
     }
     Ok(())
 }
@@ -700,101 +718,84 @@ pub(super) fn list_attempts(
     Ok(Some((event, attempts)))
 }
 
+/// Leases due deliveries, at most `max_per_webhook` minus what is in flight per webhook,
+/// probing only the webhooks the due index says have work (earliest first), each through
+/// its own `(webhook_key, next_attempt_at)` index range.
 pub(super) fn claim_due(
     conn: &Connection,
+    due: &mut DueIndex,
     claim: &ClaimRequest,
     next_token: &mut i64,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    // Room per webhook: the cap minus what the caller has in flight. Webhooks with no room
-    // are filtered out; the others are ranked per webhook, so a webhook's backlog can take
-    // at most its room and never hides another webhook's due deliveries. The keys and
-    // numbers are integers we produced, so inlining them is safe.
-    let mut full = Vec::new();
-    let mut room_cases = String::new();
-    for (key, in_flight) in &claim.in_flight {
-        let room = claim.max_per_webhook.saturating_sub(*in_flight);
-        if room == 0 {
-            full.push(key.to_string());
-        } else {
-            room_cases.push_str(&format!(" WHEN {key} THEN {room}"));
-        }
-    }
-    let skip = if full.is_empty() {
-        String::new()
-    } else {
-        format!("AND d.webhook_key NOT IN ({})", full.join(","))
-    };
-    let room = if room_cases.is_empty() {
-        claim.max_per_webhook.to_string()
-    } else {
-        format!(
-            "CASE c.webhook_key{room_cases} ELSE {} END",
-            claim.max_per_webhook
-        )
-    };
-    let sql = format!(
-        "SELECT c.key, c.attempts, w.key, w.id, w.url, w.format, w.signature_header, w.secret, \
+    let in_flight: HashMap<i64, usize> = claim.in_flight.iter().copied().collect();
+    let mut probe = conn.prepare_cached(
+        "SELECT d.key, d.attempts, w.id, w.url, w.format, w.signature_header, w.secret, \
          e.id, e.type, e.data, e.received_at \
-         FROM (SELECT d.key, d.attempts, d.webhook_key, d.event_key, d.next_attempt_at, \
-                 ROW_NUMBER() OVER (PARTITION BY d.webhook_key ORDER BY d.next_attempt_at, d.key) AS rank \
-               FROM deliveries d WHERE d.state = 0 AND d.next_attempt_at <= ?1 {skip}) c \
-         JOIN webhooks w ON w.key = c.webhook_key JOIN events e ON e.key = c.event_key \
-         WHERE c.rank <= {room} \
-         ORDER BY c.next_attempt_at, c.key LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![claim.now_ms, limit], |row| {
-        let received_at_ms: i64 = row.get(11)?;
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, u32>(1)?,
-            row.get::<_, i64>(2)?,
-            row.get::<_, String>(3)?,
-            row.get::<_, String>(4)?,
-            row.get::<_, String>(5)?,
-            row.get::<_, String>(6)?,
-            row.get::<_, String>(7)?,
-            EventRecord {
-                id: row.get(8)?,
-                event_type: row.get(9)?,
-                data: CanonicalJson::from_canonical_unchecked(row.get(10)?),
-                created: received_at_ms.div_euclid(1000),
-                received_at_ms,
-            },
-        ))
-    })?;
-    let mut claimed = Vec::new();
+         FROM deliveries d JOIN webhooks w ON w.key = d.webhook_key JOIN events e ON e.key = d.event_key \
+         WHERE d.webhook_key = ?1 AND d.state = 0 AND d.next_attempt_at <= ?2 \
+         ORDER BY d.next_attempt_at LIMIT ?3",
+    )?;
     let mut lease = conn.prepare_cached(
         "UPDATE deliveries SET next_attempt_at = ?1, lease_token = ?2 WHERE key = ?3",
     )?;
     let lease_until = claim.now_ms.saturating_add(claim.lease_ms);
-    for row in rows {
-        let (
-            delivery_key,
-            attempts,
-            webhook_key,
-            webhook_id,
-            url,
-            format,
-            signature_header,
-            secret,
-            event,
-        ) = row?;
-        *next_token += 1;
-        lease.execute(params![lease_until, *next_token, delivery_key])?;
-        claimed.push(ClaimedDelivery {
-            delivery_key,
-            lease_token: *next_token,
-            attempt_number: attempts + 1,
-            webhook_key,
-            webhook_id,
-            url,
-            format: format.parse().map_err(StoreError::Corrupt)?,
-            signature_header,
-            secret,
-            event,
-        });
+    let mut claimed = Vec::new();
+    for webhook_key in due.due_by(claim.now_ms) {
+        if claimed.len() >= claim.limit {
+            break;
+        }
+        let wanted = claim
+            .max_per_webhook
+            .saturating_sub(in_flight.get(&webhook_key).copied().unwrap_or(0))
+            .min(claim.limit - claimed.len());
+        if wanted == 0 {
+            continue;
+        }
+        let wanted_sql = i64::try_from(wanted).unwrap_or(i64::MAX);
+        let rows = probe
+            .query_map(params![webhook_key, claim.now_ms, wanted_sql], |row| {
+                let received_at_ms: i64 = row.get(10)?;
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, u32>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, String>(6)?,
+                    EventRecord {
+                        id: row.get(7)?,
+                        event_type: row.get(8)?,
+                        data: CanonicalJson::from_canonical_unchecked(row.get(9)?),
+                        created: received_at_ms.div_euclid(1000),
+                        received_at_ms,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let found = rows.len();
+        for (delivery_key, attempts, webhook_id, url, format, signature_header, secret, event) in
+            rows
+        {
+            *next_token += 1;
+            lease.execute(params![lease_until, *next_token, delivery_key])?;
+            claimed.push(ClaimedDelivery {
+                delivery_key,
+                lease_token: *next_token,
+                attempt_number: attempts + 1,
+                webhook_key,
+                webhook_id,
+                url,
+                format: format.parse().map_err(StoreError::Corrupt)?,
+                signature_header,
+                secret,
+                event,
+            });
+        }
+        if found < wanted {
+            // Nothing more is due for this webhook now: learn when something will be.
+            due.refresh(conn, webhook_key)?;
+        }
     }
     Ok(claimed)
 }
@@ -821,7 +822,11 @@ pub(super) fn release_all_leases(conn: &Connection, now_ms: i64) -> Result<usize
     )?)
 }
 
-pub(super) fn record_attempt(conn: &Connection, a: &FinishedAttempt) -> Result<(), StoreError> {
+/// Stores one attempt; returns the delivery's webhook key, whose due time may have moved.
+pub(super) fn record_attempt(
+    conn: &Connection,
+    a: &FinishedAttempt,
+) -> Result<Option<i64>, StoreError> {
     let Some((event_key, webhook_key, lease_token)) = conn
         .prepare_cached(
             "SELECT event_key, webhook_key, lease_token FROM deliveries WHERE key = ?1",
@@ -841,7 +846,7 @@ pub(super) fn record_attempt(conn: &Connection, a: &FinishedAttempt) -> Result<(
             delivery = a.delivery_key,
             "an attempt finished for a delivery that no longer exists"
         );
-        return Ok(());
+        return Ok(None);
     };
     conn.prepare_cached(
         "INSERT INTO attempts (id, delivery_key, event_key, webhook_key, attempt_number, started_at, \
@@ -866,7 +871,7 @@ pub(super) fn record_attempt(conn: &Connection, a: &FinishedAttempt) -> Result<(
     // A stale lease means the delivery was claimed again (or cancelled) meanwhile: the
     // attempt is logged, but its verdict no longer decides the delivery's state.
     if lease_token != Some(a.lease_token) {
-        return Ok(());
+        return Ok(Some(webhook_key));
     }
     let now_ms = a.started_at_ms + a.duration_ms;
     let (state, next_at) = match &a.next {
@@ -901,11 +906,5 @@ pub(super) fn record_attempt(conn: &Connection, a: &FinishedAttempt) -> Result<(
             ])?;
         }
     }
-    Ok(())
-}
-
-pub(super) fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 0")?
-        .query_row([], |row| row.get(0))?)
+    Ok(Some(webhook_key))
 }
