@@ -128,7 +128,8 @@ pub(crate) async fn run(
             }
             continue;
         }
-        let claimed = match dispatcher.claim_and_start(room).await {
+        let claimed_at_ms = now_ms();
+        let claimed = match dispatcher.claim_and_start(room, claimed_at_ms).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!("claiming deliveries failed: {e}");
@@ -143,7 +144,7 @@ pub(crate) async fn run(
         }
         // Nothing more is due now: sleep until new work, a freed slot (a webhook that was
         // at its limit may have more), the next retry, or the poll interval.
-        let wake_at = next_wake(&*store, config.poll_interval).await;
+        let wake_at = next_wake(&*store, config.poll_interval, claimed_at_ms).await;
         tokio::select! {
             Some(delivery) = fresh.recv() => dispatcher.take_handed_off(delivery),
             () = due.notified() => {}
@@ -276,14 +277,14 @@ impl Dispatcher {
     }
 
     /// Claims up to `room` due deliveries and starts them; returns how many it claimed.
-    async fn claim_and_start(&mut self, room: usize) -> Result<usize, StoreError> {
+    async fn claim_and_start(&mut self, room: usize, now_ms: i64) -> Result<usize, StoreError> {
         // What waits counts against its webhook's room as much as what is in flight.
         let mut busy: HashMap<i64, usize> = self.in_flight.snapshot().into_iter().collect();
         for (key, queue) in &self.waiting {
             *busy.entry(*key).or_default() += queue.len();
         }
         let claim = ClaimRequest {
-            now_ms: now_ms(),
+            now_ms,
             lease_ms: self.lease_ms,
             limit: room,
             max_per_webhook: self.config.max_in_flight_per_webhook,
@@ -332,19 +333,17 @@ fn start_attempt(
     });
 }
 
-async fn next_wake(store: &dyn Store, poll_interval: Duration) -> Instant {
+/// When to look again: at the next due time, or at the poll interval if that is sooner
+/// or if the earliest due delivery was already due at the last claim (`claimed_at_ms`) and
+/// still not taken (its webhook is at its limit: a freed slot wakes the dispatcher).
+async fn next_wake(store: &dyn Store, poll_interval: Duration, claimed_at_ms: i64) -> Instant {
     let now = Instant::now();
     let latest = now + poll_interval;
     match store.next_due_at().await {
-        Ok(Some(due_ms)) => {
+        Ok(Some(due_ms)) if due_ms > claimed_at_ms => {
+            // Possibly already past: then the loop claims again at once.
             let wait = u64::try_from(due_ms - now_ms()).unwrap_or(0);
-            // Something due now but not claimed means its webhook is at its limit: wait
-            // for a slot to free (or the poll) instead of spinning.
-            if wait == 0 {
-                latest
-            } else {
-                (now + Duration::from_millis(wait)).min(latest)
-            }
+            (now + Duration::from_millis(wait)).min(latest)
         }
         _ => latest,
     }
