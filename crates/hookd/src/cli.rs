@@ -67,10 +67,10 @@ pub(crate) struct ServeArgs {
     /// Allow plain http:// endpoint URLs.
     #[arg(long, env = "HOOKD_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) allow_http: Option<bool>,
-    /// Attempts in flight at once, across all webhooks (default 512).
+    /// Attempts in flight at once, across all webhooks (default 1024).
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
     pub(crate) max_in_flight: Option<usize>,
-    /// Attempts in flight at once to one webhook (default 32).
+    /// Attempts in flight at once to one webhook (default 64).
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT_PER_WEBHOOK")]
     pub(crate) max_in_flight_per_webhook: Option<usize>,
     /// How often workers look for due work when nothing wakes them (default 1s).

@@ -126,6 +126,7 @@ impl Config {
                     n => Ok(n),
                 }
             };
+        let engine_defaults = hookd_engine::EngineConfig::default();
         Ok(Config {
             listen,
             database: parse_database(
@@ -148,13 +149,13 @@ impl Config {
             max_in_flight: positive(
                 "max-in-flight",
                 args.max_in_flight.or(file.max_in_flight),
-                512,
+                engine_defaults.max_in_flight,
             )?,
             max_in_flight_per_webhook: positive(
                 "max-in-flight-per-webhook",
                 args.max_in_flight_per_webhook
                     .or(file.max_in_flight_per_webhook),
-                32,
+                engine_defaults.max_in_flight_per_webhook,
             )?,
             poll_interval,
         })
