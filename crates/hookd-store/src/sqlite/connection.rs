@@ -97,14 +97,40 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<(T, Wake), StoreError> + Send + 'static,
     {
+        self.write_with_hook(durability, move |tx| {
+            let (value, wake) = f(tx)?;
+            Ok((value, wake, None))
+        })
+        .await
+    }
+
+    /// Like [`Writer::write`], and `f` may return a hook that runs on the writer thread once
+    /// the commit succeeded, whether or not the caller still waits for the answer (a
+    /// cancelled request must not strand what its commit started).
+    pub(super) async fn write_with_hook<T, F>(
+        &self,
+        durability: Durability,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<(T, Wake, Option<AfterCommit>), StoreError>
+            + Send
+            + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(move |t| match f(t) {
-            Ok((value, wake)) => JobOutcome {
+            Ok((value, wake, hook)) => JobOutcome {
                 ok: true,
                 wakes_dispatcher: wake == Wake::Dispatcher,
                 answer: Box::new(move |commit_error| {
                     let _ = tx.send(match commit_error {
-                        None => Ok(value),
+                        None => {
+                            if let Some(hook) = hook {
+                                hook();
+                            }
+                            Ok(value)
+                        }
                         Some(e) => Err(StoreError::Database(e)),
                     });
                 }),
@@ -123,6 +149,9 @@ impl Writer {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
+
+/// Work to do right after a successful commit.
+pub(super) type AfterCommit = Box<dyn FnOnce() + Send>;
 
 fn run_writer(
     conn: Connection,

@@ -23,7 +23,7 @@ use crate::model::{
     Page, PageRequest, Published, WebhookChanges, WebhookRecord,
 };
 use crate::{Store, StoreError};
-use connection::{Durability, HandoffSlot, ReadPool, Wake, Writer};
+use connection::{AfterCommit, Durability, HandoffSlot, ReadPool, Wake, Writer};
 use due_index::DueIndex;
 use queries::Handoff;
 
@@ -242,9 +242,8 @@ impl Store for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<Published>, StoreError> {
         let id = client_id.to_owned();
-        let outcome = self
-            .writer
-            .write(Durability::Synced, move |tx| {
+        self.writer
+            .write_with_hook(Durability::Synced, move |tx| {
                 let outcome = queries::publish_events(
                     tx.conn,
                     tx.subscribers,
@@ -258,14 +257,16 @@ impl Store for SqliteStore {
                 } else {
                     Wake::Nobody
                 };
-                Ok((outcome, wake))
+                let handed_off = outcome.handed_off;
+                // Committed: the engine may start on what was leased to it.
+                let hand_off: AfterCommit = Box::new(move || {
+                    for (permit, delivery) in handed_off {
+                        permit.send(delivery);
+                    }
+                });
+                Ok((outcome.published, wake, Some(hand_off)))
             })
-            .await?;
-        // Committed: now the engine may start on what was leased to it.
-        for (permit, delivery) in outcome.handed_off {
-            permit.send(delivery);
-        }
-        Ok(outcome.published)
+            .await
     }
 
     async fn list_events(

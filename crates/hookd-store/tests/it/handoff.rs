@@ -1,6 +1,8 @@
 //! Handing new deliveries straight to the engine: leased at insert, sent after the commit,
 //! only while the channel has room, and given back on request.
 
+use std::future::Future;
+
 use hookd_store::Store;
 
 use crate::{T0, add_client, add_webhook, claim, claim_at, db_path, event, open, publish_one};
@@ -89,4 +91,30 @@ async fn a_rolled_back_publish_hands_off_nothing() {
             .iter()
             .all(|d| d.event.id == "evt_1")
     );
+}
+
+/// A publish whose caller goes away (a client hanging up mid-request) still commits, and
+/// what it leased to the engine is still handed over: nothing waits for its lease to end.
+#[tokio::test]
+async fn a_cancelled_publish_still_hands_off_what_it_committed() {
+    let (_dir, path) = db_path();
+    let store = open(&path);
+    add_client(&store, "cl_a").await;
+    add_webhook(&store, "cl_a", "wh_1", &["*"]).await;
+    let mut fresh = store.hand_off_new_deliveries(60_000, 4);
+    let publish = store.publish_events("cl_a", vec![event("evt_1", "payment_intent.paid", T0)]);
+    // Polled once (the write is queued), then dropped.
+    let mut publish = Box::pin(publish);
+    let waker = std::task::Waker::noop();
+    let polled = publish
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker));
+    assert!(polled.is_pending());
+    drop(publish);
+    let handed = tokio::time::timeout(std::time::Duration::from_secs(10), fresh.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(handed.event.id, "evt_1");
+    assert!(store.get_event("cl_a", "evt_1").await.unwrap().is_some());
 }
