@@ -14,6 +14,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store has shut down")]
     Closed,
+    #[error("too many writes are waiting; try again shortly")]
+    Busy,
 }
 
 impl From<rusqlite::Error> for StoreError {

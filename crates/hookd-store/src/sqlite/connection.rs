@@ -21,6 +21,9 @@ use crate::StoreError;
 
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 1024;
+/// Most writes waiting for the writer; beyond it, client writes are refused (a 503 the
+/// client retries) instead of piling up in memory.
+const MAX_QUEUED: usize = 16 * 1024;
 
 /// Reports how a job went and, once the transaction's fate is known, answers its caller.
 pub(super) struct JobOutcome {
@@ -68,7 +71,7 @@ pub(super) enum Wake {
 }
 
 pub(super) struct Writer {
-    jobs: mpsc::UnboundedSender<Queued>,
+    jobs: mpsc::Sender<Queued>,
 }
 
 impl Writer {
@@ -81,7 +84,7 @@ impl Writer {
         next_due: Arc<AtomicI64>,
         handoff: HandoffSlot,
     ) -> Writer {
-        let (jobs, rx) = mpsc::unbounded_channel();
+        let (jobs, rx) = mpsc::channel(MAX_QUEUED);
         // The thread ends when every sender is dropped.
         thread::Builder::new()
             .name("hookd-sqlite-writer".to_owned())
@@ -143,9 +146,21 @@ impl Writer {
                 }),
             },
         });
-        self.jobs
-            .send(Queued { durability, job })
-            .map_err(|_| StoreError::Closed)?;
+        let queued = Queued { durability, job };
+        match durability {
+            // Client writes: refuse when the queue is full, the client retries later.
+            Durability::Synced => self.jobs.try_send(queued).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?,
+            // The engine's own writes (leases, outcomes) must not be dropped: they wait.
+            Durability::Relaxed => {
+                self.jobs
+                    .send(queued)
+                    .await
+                    .map_err(|_| StoreError::Closed)?;
+            }
+        }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -155,7 +170,7 @@ pub(super) type AfterCommit = Box<dyn FnOnce() + Send>;
 
 fn run_writer(
     conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<Queued>,
+    mut rx: mpsc::Receiver<Queued>,
     mut due_index: DueIndex,
     due: &Notify,
     next_due: &AtomicI64,
