@@ -101,6 +101,17 @@ pub(crate) struct ReceiverCounts {
     pub(crate) last_ok_ns: Option<u64>,
 }
 
+impl ReceiverCounts {
+    /// From `started_ns` to the latest 200 (zero if none came).
+    pub(crate) fn ok_span_since(&self, started_ns: u64) -> Duration {
+        Duration::from_nanos(
+            self.last_ok_ns
+                .unwrap_or(started_ns)
+                .saturating_sub(started_ns),
+        )
+    }
+}
+
 /// The `/flaky/` endpoints' view of a retry storm.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct FlakySummary {

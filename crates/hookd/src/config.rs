@@ -81,6 +81,17 @@ fn parse_database(url: &str) -> anyhow::Result<Database> {
     bail!("database `{url}` is not supported: use sqlite://PATH")
 }
 
+/// Parses a duration setting that must be longer than zero.
+fn positive_duration(name: &str, text: Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let text = text.unwrap_or_else(|| default.to_owned());
+    let duration =
+        humantime::parse_duration(&text).map_err(|e| anyhow::anyhow!("{name} `{text}`: {e}"))?;
+    if duration.is_zero() {
+        bail!("{name} must be longer than 0s");
+    }
+    Ok(duration)
+}
+
 impl Config {
     pub(crate) fn from_args(args: &ServeArgs) -> anyhow::Result<Config> {
         let file = read_file(args.store.config.as_deref())?;
@@ -99,26 +110,16 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("retry-schedule: {e}"))?,
             None => RetrySchedule::seeds(),
         };
-        let timeout_text = args
-            .attempt_timeout
-            .clone()
-            .or(file.attempt_timeout)
-            .unwrap_or_else(|| "30s".into());
-        let attempt_timeout = humantime::parse_duration(&timeout_text)
-            .map_err(|e| anyhow::anyhow!("attempt-timeout `{timeout_text}`: {e}"))?;
-        if attempt_timeout.is_zero() {
-            bail!("attempt-timeout must be longer than 0s");
-        }
-        let poll_text = args
-            .poll_interval
-            .clone()
-            .or(file.poll_interval)
-            .unwrap_or_else(|| "1s".into());
-        let poll_interval = humantime::parse_duration(&poll_text)
-            .map_err(|e| anyhow::anyhow!("poll-interval `{poll_text}`: {e}"))?;
-        if poll_interval.is_zero() {
-            bail!("poll-interval must be longer than 0s");
-        }
+        let attempt_timeout = positive_duration(
+            "attempt-timeout",
+            args.attempt_timeout.clone().or(file.attempt_timeout),
+            "30s",
+        )?;
+        let poll_interval = positive_duration(
+            "poll-interval",
+            args.poll_interval.clone().or(file.poll_interval),
+            "1s",
+        )?;
         let positive =
             |name: &str, value: Option<usize>, default: usize| -> anyhow::Result<usize> {
                 match value.unwrap_or(default) {

@@ -114,12 +114,7 @@ async fn measure(
     }
     let cpu = ThreadCpu::snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
-    let drain_time = Duration::from_nanos(
-        counts
-            .last_ok_ns
-            .unwrap_or(drain_started_ns)
-            .saturating_sub(drain_started_ns),
-    );
+    let drain_time = counts.ok_span_since(drain_started_ns);
     let drain_rate = per_second(counts.ok, drain_time);
     report.rate("drain: deliveries", drain_rate, "del/s");
     report.metric("drain time", drain_time.as_secs_f64(), "s");

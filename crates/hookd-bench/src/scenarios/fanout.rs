@@ -6,7 +6,6 @@
 //! scenario would measure a backlog rather than steady fan-out.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{Context, Setup, note_load_problems, write_cpu, write_latency_brief};
 use crate::BenchError;
@@ -57,12 +56,7 @@ async fn measure(
     }
     let cpu = ThreadCpu::snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
-    let span = Duration::from_nanos(
-        counts
-            .last_ok_ns
-            .unwrap_or(published.started_ns)
-            .saturating_sub(published.started_ns),
-    );
+    let span = counts.ok_span_since(published.started_ns);
     report.rate(
         "deliveries while publishing",
         per_second(in_window, published.elapsed),

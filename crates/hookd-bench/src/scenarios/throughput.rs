@@ -93,12 +93,7 @@ async fn measure_on(
     }
     let cpu = ThreadCpu::snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
-    let span = Duration::from_nanos(
-        counts
-            .last_ok_ns
-            .unwrap_or(published.started_ns)
-            .saturating_sub(published.started_ns),
-    );
+    let span = counts.ok_span_since(published.started_ns);
     Ok(Throughput {
         accepted: published.accepted,
         accepted_per_s: published.accepted_per_second(),
