@@ -262,6 +262,8 @@ async fn show(
         .map(|d| {
             json!({
                 "webhook_id": d.webhook_id,
+                "state": d.state.as_str(),
+                // The same, under the name many webhook products use.
                 "status": d.state.as_str(),
                 "attempts": d.attempts,
                 "next_attempt_at": d.next_attempt_at_ms.map(rfc3339),

@@ -317,7 +317,10 @@ pub fn http_client() -> reqwest::Client {
     }
 }
 
-/// The status of the first delivery of an event, as `GET /v2/events/{id}` shows it.
+/// The state of the first delivery of an event, as `GET /v2/events/{id}` shows it
+/// (panics if `state` and its alias `status` disagree).
 pub fn delivery_status(event: &Value) -> &str {
-    event["deliveries"][0]["status"].as_str().unwrap_or("")
+    let delivery = &event["deliveries"][0];
+    assert_eq!(delivery["state"], delivery["status"], "{delivery}");
+    delivery["state"].as_str().unwrap_or("")
 }
