@@ -26,14 +26,18 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
             "the request body is empty; send a JSON object",
         ));
     }
-    // Syntax first, so a broken body is a 400 even where its start already mismatches
-    // the expected shape.
-    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-        .map_err(|e| ApiError::unparseable(format!("the request body is not valid JSON: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-        Category::Data => ApiError::invalid(e.to_string()),
-        Category::Syntax | Category::Eof | Category::Io => {
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let unparseable = |e: serde_json::Error| {
             ApiError::unparseable(format!("the request body is not valid JSON: {e}"))
+        };
+        match e.classify() {
+            // A shape error may be reported before a syntax error further on: a broken
+            // body is a 400 whatever its start looks like, so check the syntax on its own.
+            Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                Ok(_) => ApiError::invalid(e.to_string()),
+                Err(syntax) => unparseable(syntax),
+            },
+            Category::Syntax | Category::Eof | Category::Io => unparseable(e),
         }
     })
 }

@@ -249,7 +249,12 @@ fn run_writer(
 
 fn run_job(tx: &mut Tx<'_>, job: Job) -> JobOutcome {
     let conn = tx.conn;
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    // Prepared once and reused: these run for every write.
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]))
+    };
+    if let Err(e) = run("SAVEPOINT job") {
         let message = e.to_string();
         return JobOutcome {
             ok: false,
@@ -266,12 +271,12 @@ fn run_job(tx: &mut Tx<'_>, job: Job) -> JobOutcome {
             Err(e) => tracing::error!("cannot reload the due index: {e}"),
         }
     }
-    let end = if outcome.ok {
-        "RELEASE job"
+    let ended = if outcome.ok {
+        run("RELEASE job")
     } else {
-        "ROLLBACK TO job; RELEASE job"
+        run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
     };
-    if let Err(e) = conn.execute_batch(end) {
+    if let Err(e) = ended {
         tracing::error!("ending a savepoint failed: {e}");
     }
     outcome
