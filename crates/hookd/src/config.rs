@@ -20,12 +20,20 @@ pub(crate) const DEFAULT_DATABASE: &str = "sqlite://./hookd-data/hookd.db";
 struct FileSettings {
     listen: Option<String>,
     database: Option<String>,
+    // Each key also in its flag's spelling, so a file can be written either way.
+    #[serde(alias = "retry-schedule")]
     retry_schedule: Option<String>,
+    #[serde(alias = "attempt-timeout")]
     attempt_timeout: Option<String>,
+    #[serde(alias = "allow-private-targets")]
     allow_private_targets: Option<bool>,
+    #[serde(alias = "allow-http")]
     allow_http: Option<bool>,
+    #[serde(alias = "max-in-flight")]
     max_in_flight: Option<usize>,
+    #[serde(alias = "max-in-flight-per-webhook")]
     max_in_flight_per_webhook: Option<usize>,
+    #[serde(alias = "poll-interval")]
     poll_interval: Option<String>,
 }
 
@@ -191,7 +199,7 @@ mod tests {
         let file = dir.path().join("hookd.toml");
         std::fs::write(
             &file,
-            "attempt_timeout = \"10s\"\nallow_http = true\nretry_schedule = \"0s,1s\"\n",
+            "attempt_timeout = \"10s\"\nallow-http = true\nretry_schedule = \"0s,1s\"\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let args = ServeArgs {
