@@ -70,3 +70,19 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
+
+/// Serves `router` on `listener` until `shutdown` completes. Every connection gets
+/// `TCP_NODELAY`: answers are small and must not wait on Nagle's algorithm.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

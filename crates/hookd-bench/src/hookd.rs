@@ -157,9 +157,7 @@ impl InProcessHookd {
                 }
             };
             let _ = addr_tx.send(listener.local_addr());
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stopped(api_stop))
-                .await
+            hookd_api::serve(listener, router, stopped(api_stop)).await
         });
         let api_addr = addr_rx
             .await

@@ -60,7 +60,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let engine_task = tokio::spawn(engine.run(wait_for(stop_rx.clone())));
-    let server = axum::serve(listener, api).with_graceful_shutdown(wait_for(stop_rx));
+    let server = hookd_api::serve(listener, api, wait_for(stop_rx));
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
