@@ -1,14 +1,12 @@
 //! Time at the API edge: the clock, RFC 3339 output, and `since`/`until` input given as
 //! unix seconds or RFC 3339.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::ApiError;
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    hookd_core::time::unix_ms(std::time::SystemTime::now())
 }
 
 /// RFC 3339 with milliseconds, in UTC.

@@ -286,7 +286,5 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], BenchError> {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    hookd_core::time::unix_ms(std::time::SystemTime::now())
 }

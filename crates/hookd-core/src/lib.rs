@@ -17,3 +17,4 @@ pub mod outcome;
 pub mod schedule;
 pub mod signing;
 pub mod target;
+pub mod time;

@@ -1,6 +1,6 @@
 //! One attempt: build the signed request, send it, capture the response, and judge it.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hookd_core::envelope::Envelope;
 use hookd_core::ids::{IdKind, new_id};
@@ -181,9 +181,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    hookd_core::time::unix_ms(std::time::SystemTime::now())
 }
 
 pub(crate) fn millis(d: Duration) -> i64 {

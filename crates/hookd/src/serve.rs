@@ -110,7 +110,5 @@ fn init_logging() {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    hookd_core::time::unix_ms(std::time::SystemTime::now())
 }

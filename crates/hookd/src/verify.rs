@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use hookd_verify::{Delivery, VerifiedScheme, VerifyOptions, verify};
@@ -22,9 +22,7 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     std::io::stdin()
         .read_to_end(&mut body)
         .context("reading the body from standard input")?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = hookd_core::time::unix_ms(SystemTime::now()).div_euclid(1000);
     let delivery =
         Delivery::from_parts(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), &body);
     match verify(
