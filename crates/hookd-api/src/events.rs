@@ -22,8 +22,8 @@ use crate::body::read_json;
 use crate::error::ApiError;
 use crate::event_types::check_publishable;
 use crate::pagination::PageParams;
+use crate::random::fill_random;
 use crate::time::{now_ms, parse_instant, rfc3339};
-use crate::webhooks::fill_random;
 
 /// Most events in one batch.
 pub(crate) const MAX_BATCH: usize = 1000;

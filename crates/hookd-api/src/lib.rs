@@ -14,6 +14,7 @@ mod event_types;
 mod events;
 mod health;
 mod pagination;
+mod random;
 mod time;
 mod webhooks;
 

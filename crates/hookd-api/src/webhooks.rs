@@ -21,6 +21,7 @@ use crate::body::{double_option, read_json};
 use crate::error::ApiError;
 use crate::event_types::check_filters;
 use crate::pagination::PageParams;
+use crate::random::fill_random;
 use crate::time::{now_ms, rfc3339};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -307,15 +308,4 @@ fn check_metadata(metadata: Option<Map<String, Value>>) -> Result<Option<Value>,
         )));
     }
     Ok(Some(value))
-}
-
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), ApiError> {
-    getrandom::fill(buf).map_err(|e| {
-        tracing::error!("the system random number generator failed: {e}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the server could not complete the request",
-        )
-    })
 }
