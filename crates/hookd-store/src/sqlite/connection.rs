@@ -19,6 +19,9 @@ use super::due_index::DueIndex;
 use super::queries::{Handoff, SubscriberCache};
 use crate::StoreError;
 
+/// Prepared statements kept per connection: more than the store has distinct queries,
+/// so none is parsed twice (rusqlite's default of 16 made the writer re-parse SQL).
+const STATEMENT_CACHE: usize = 64;
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 1024;
 /// Most writes waiting for the writer; beyond it, client writes are refused (a 503 the
@@ -297,6 +300,7 @@ impl ReadPool {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(Arc::new(Mutex::new(conn)))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -326,8 +330,16 @@ impl ReadPool {
 /// Opens the write connection and sets the file up: WAL, full fsync on commit (a `202`
 /// must survive power loss, not just a crash), schema migrations.
 pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
+    // One thread owns this connection, so SQLite's own locking is pure cost.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
