@@ -106,12 +106,9 @@ async fn measure(
     let drain_started = Instant::now();
     let drain_started_ns = ctx.epoch.nanos_at(drain_started);
     setup.hookd.start_engine().await?;
-    if !setup.receiver.wait_for_ok(queued, phase_limit).await {
-        report.incomplete(format!(
-            "{} of {queued} deliveries drained within {phase_limit:?}",
-            setup.receiver.counts().ok
-        ));
-    }
+    setup
+        .await_deliveries(report, queued, phase_limit, "queued deliveries (drained)")
+        .await;
     let cpu = ThreadCpu::snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
     let drain_time = counts.ok_span_since(drain_started_ns);

@@ -48,12 +48,14 @@ async fn measure(
     let in_window = setup.receiver.counts().ok;
     let expected = published.accepted * WEBHOOKS as u64;
     let patience = ctx.drain_patience();
-    if !setup.receiver.wait_for_ok(expected, patience).await {
-        report.incomplete(format!(
-            "{} of {expected} deliveries arrived within {patience:?} after publishing stopped",
-            setup.receiver.counts().ok
-        ));
-    }
+    setup
+        .await_deliveries(
+            report,
+            expected,
+            patience,
+            "deliveries (after publishing stopped)",
+        )
+        .await;
     let cpu = ThreadCpu::snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
     let span = counts.ok_span_since(published.started_ns);

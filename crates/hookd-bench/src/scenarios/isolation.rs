@@ -99,12 +99,10 @@ async fn measure(
     note_load_problems(report, label, &published);
     let expected = published.accepted * healthy as u64;
     let patience = ctx.drain_patience();
-    if !setup.receiver.wait_for_ok(expected, patience).await {
-        report.incomplete(format!(
-            "{label}: {} of {expected} healthy deliveries arrived within {patience:?}",
-            setup.receiver.counts().ok
-        ));
-    }
+    let what = format!("{label}: healthy deliveries");
+    setup
+        .await_deliveries(report, expected, patience, &what)
+        .await;
     let counts = setup.receiver.counts();
     Ok(IsolationRun {
         latency: setup.receiver.take_latency(),

@@ -91,6 +91,23 @@ pub(crate) struct Setup {
 }
 
 impl Setup {
+    /// Waits until the receiver has answered `target` deliveries with 200, or marks the
+    /// scenario incomplete saying how many of which `what` arrived within `patience`.
+    pub(crate) async fn await_deliveries(
+        &self,
+        report: &mut ScenarioReport,
+        target: u64,
+        patience: Duration,
+        what: &str,
+    ) {
+        if !self.receiver.wait_for_ok(target, patience).await {
+            report.incomplete(format!(
+                "{} of {target} {what} arrived within {patience:?}",
+                self.receiver.counts().ok
+            ));
+        }
+    }
+
     pub(crate) async fn start(
         ctx: &Context<'_>,
         settings: &HookdSettings,

@@ -80,17 +80,14 @@ async fn measure_on(
     let published = load::run(ctx.epoch, plan).await;
     note_load_problems(report, "publishing", &published);
     let patience = ctx.drain_patience();
-    if !setup
-        .receiver
-        .wait_for_ok(published.accepted, patience)
-        .await
-    {
-        report.incomplete(format!(
-            "{} of {} accepted events delivered within {patience:?} after publishing stopped",
-            setup.receiver.counts().ok,
-            published.accepted
-        ));
-    }
+    setup
+        .await_deliveries(
+            report,
+            published.accepted,
+            patience,
+            "accepted events (delivered after publishing stopped)",
+        )
+        .await;
     let cpu = ThreadCpu::snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
     let span = counts.ok_span_since(published.started_ns);
