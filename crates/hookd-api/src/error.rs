@@ -82,6 +82,14 @@ impl From<StoreError> for ApiError {
                 "overloaded",
                 "hookd is taking in more than it can store right now; retry after a second",
             ),
+            StoreError::Unavailable(detail) => {
+                tracing::warn!("database unavailable: {detail}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database cannot be reached right now; retry shortly (with the same Idempotency-Key, so a retry cannot store an event twice)",
+                )
+            }
             StoreError::InvalidCursor(cursor) => ApiError::invalid(format!(
                 "`{cursor}` is not a cursor this server handed out; use next_cursor from a previous page"
             )),

@@ -16,10 +16,58 @@ pub enum StoreError {
     Closed,
     #[error("too many writes are waiting; try again shortly")]
     Busy,
+    /// The database cannot be reached (down, restarting, out of connections); the same
+    /// request may well succeed a moment later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
         StoreError::Database(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        use tokio_postgres::error::SqlState;
+        let Some(code) = e.code() else {
+            // No SQLSTATE: the connection itself failed (refused, closed, timed out).
+            return StoreError::Unavailable(e.to_string());
+        };
+        let transient = code.code().starts_with("08") // connection exception
+            || code.code().starts_with("53") // insufficient resources
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(code);
+        if transient {
+            return StoreError::Unavailable(e.to_string());
+        }
+        if [
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+        ]
+        .contains(code)
+        {
+            return StoreError::Busy;
+        }
+        let detail = e.as_db_error().map_or_else(
+            || e.to_string(),
+            |db| format!("{}: {}", db.code().code(), db.message()),
+        );
+        StoreError::Database(detail)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::from(e),
+            deadpool_postgres::PoolError::Closed => StoreError::Closed,
+            other => StoreError::Unavailable(other.to_string()),
+        }
     }
 }

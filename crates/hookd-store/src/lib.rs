@@ -9,8 +9,10 @@
 //! Main types: [`Store`], the records in [`model`], and [`StoreError`].
 
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
+mod codec;
 mod error;
 
 use std::sync::Arc;

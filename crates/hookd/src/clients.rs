@@ -6,13 +6,11 @@ use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hookd_core::ids::{IdKind, new_id};
-use hookd_store::Store;
 use hookd_store::model::NewClient;
-use hookd_store::sqlite::SqliteStore;
 use sha2::{Digest, Sha256};
 
 use crate::cli::StoreArgs;
-use crate::config::{Database, database};
+use crate::config::database;
 use crate::serve::now_ms;
 
 pub(crate) async fn create(
@@ -25,11 +23,7 @@ pub(crate) async fn create(
         eprintln!("hookd: --name must be 1 to 200 characters");
         return Ok(ExitCode::from(2));
     }
-    let store = match database(store_args)? {
-        Database::Sqlite(path) => {
-            SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?
-        }
-    };
+    let store = database(store_args)?.open(false).await?;
     let mut secret_bytes = [0u8; 32];
     let mut id_bytes = [0u8; 16];
     getrandom::fill(&mut secret_bytes).context("the system random number generator failed")?;

@@ -3,11 +3,16 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use hookd_core::schedule::RetrySchedule;
 use hookd_core::target::TargetPolicy;
+use hookd_core::time::unix_ms;
+use hookd_store::Store;
+use hookd_store::postgres::PostgresStore;
+use hookd_store::sqlite::SqliteStore;
 use serde::Deserialize;
 
 use crate::cli::{ServeArgs, StoreArgs};
@@ -49,6 +54,41 @@ fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
 /// Where the data lives.
 pub(crate) enum Database {
     Sqlite(std::path::PathBuf),
+    /// A libpq-style URL, passed to the PostgreSQL backend as given.
+    Postgres(String),
+}
+
+impl Database {
+    /// Opens the store. `serving` takes what only a serving process may hold (the SQLite
+    /// file's serve lock, which also releases a killed run's leases).
+    pub(crate) async fn open(&self, serving: bool) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Database::Sqlite(path) => {
+                let store = if serving {
+                    SqliteStore::open_for_serving(path, unix_ms(SystemTime::now()))
+                } else {
+                    SqliteStore::open(path)
+                };
+                Arc::new(store.with_context(|| format!("opening {}", path.display()))?)
+            }
+            Database::Postgres(url) => Arc::new(
+                PostgresStore::connect(url)
+                    .await
+                    .with_context(|| format!("connecting to {}", redact(url)))?,
+            ),
+        })
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 pub(crate) struct Config {
@@ -76,9 +116,7 @@ pub(crate) fn database(store: &StoreArgs) -> anyhow::Result<Database> {
 
 fn parse_database(url: &str) -> anyhow::Result<Database> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!(
-            "database `{url}`: the PostgreSQL backend is not part of this build yet; use sqlite://PATH"
-        );
+        return Ok(Database::Postgres(url.to_owned()));
     }
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
@@ -86,7 +124,7 @@ fn parse_database(url: &str) -> anyhow::Result<Database> {
         }
         return Ok(Database::Sqlite(path.into()));
     }
-    bail!("database `{url}` is not supported: use sqlite://PATH")
+    bail!("database `{url}` is not supported: use sqlite://PATH or postgres://…")
 }
 
 /// Parses a duration setting that must be longer than zero.

@@ -7,12 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use hookd_api::ApiConfig;
 use hookd_engine::{Engine, EngineConfig};
-use hookd_store::Store;
-use hookd_store::sqlite::SqliteStore;
 use tokio::sync::watch;
 
 use crate::cli::ServeArgs;
-use crate::config::{Config, Database};
+use crate::config::Config;
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging();
@@ -23,12 +21,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let store: Arc<dyn Store> = match &config.database {
-        Database::Sqlite(path) => Arc::new(
-            SqliteStore::open_for_serving(path, now_ms())
-                .with_context(|| format!("opening {}", path.display()))?,
-        ),
-    };
+    let store = config.database.open(true).await?;
     let engine = Engine::new(
         Arc::clone(&store),
         EngineConfig {

@@ -7,18 +7,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::event_type::{EventFilter, any_matches};
-use hookd_core::json::CanonicalJson;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::mpsc;
 
 use super::due_index::DueIndex;
-use crate::StoreError;
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, DeliveryRecord, DeliveryState,
     EventDetail, EventQuery, EventRecord, EventTypeRecord, FinishedAttempt, NewClient, NewEvent,
     NewEventType, NewWebhook, NextStep, Page, PageRequest, Published, WebhookChanges,
     WebhookRecord,
 };
+use crate::{StoreError, codec};
 
 pub(super) fn insert_client(conn: &Connection, c: &NewClient) -> Result<ClientRecord, StoreError> {
     conn.prepare_cached(
@@ -46,9 +45,7 @@ pub(super) fn find_client(conn: &Connection, id: &str) -> Result<Option<ClientRe
         })
         .optional()?;
     row.map(|(id, name, digest, created_at_ms)| {
-        let secret_sha256 = <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| {
-            StoreError::Corrupt(format!("client {id} has a malformed secret digest"))
-        })?;
+        let secret_sha256 = codec::client_digest(&id, &digest)?;
         Ok(ClientRecord {
             id,
             name,
@@ -63,19 +60,11 @@ const WEBHOOK_COLUMNS: &str = "id, client_id, url, events, format, signature_hea
      disabled_reason, description, metadata, secret, created_at, updated_at";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Result<WebhookRecord, StoreError>> {
+    let id: String = row.get(0)?;
     let events: String = row.get(3)?;
     let format: String = row.get(4)?;
     let metadata: String = row.get(9)?;
-    let id: String = row.get(0)?;
-    let parsed = (|| {
-        let events: Vec<String> = serde_json::from_str(&events)
-            .map_err(|e| StoreError::Corrupt(format!("webhook {id} events: {e}")))?;
-        let format: EnvelopeFormat = format.parse().map_err(StoreError::Corrupt)?;
-        let metadata: serde_json::Value = serde_json::from_str(&metadata)
-            .map_err(|e| StoreError::Corrupt(format!("webhook {id} metadata: {e}")))?;
-        Ok((events, format, metadata))
-    })();
-    let (events, format, metadata) = match parsed {
+    let (events, format, metadata) = match codec::webhook_fields(&id, &events, &format, &metadata) {
         Ok(p) => p,
         Err(e) => return Ok(Err(e)),
     };
@@ -96,10 +85,6 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Result<WebhookRecord, Sto
     }))
 }
 
-fn json_text(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
 pub(super) fn insert_webhook(
     conn: &Connection,
     w: &NewWebhook,
@@ -113,12 +98,12 @@ pub(super) fn insert_webhook(
         w.id,
         w.client_id,
         w.url,
-        json_text(&w.events),
+        codec::json_text(&w.events),
         w.format.as_str(),
         w.signature_header,
         w.enabled,
         w.description,
-        json_text(&w.metadata),
+        codec::json_text(&w.metadata),
         w.secret,
         w.now_ms
     ])?;
@@ -145,53 +130,22 @@ pub(super) fn list_webhooks(
     client_id: &str,
     page: &PageRequest,
 ) -> Result<Page<WebhookRecord>, StoreError> {
-    let after = decode_cursor(page.cursor.as_deref())?.unwrap_or(0);
+    let after = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(0);
     let sql = format!(
         "SELECT {WEBHOOK_COLUMNS}, key FROM webhooks \
          WHERE client_id = ?1 AND deleted_at IS NULL AND key > ?2 ORDER BY key LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![client_id, after, limit_plus_one(page)], |row| {
-        Ok((webhook_from_row(row)?, row.get::<_, i64>(13)?))
-    })?;
+    let rows = stmt.query_map(
+        params![client_id, after, codec::limit_plus_one(page)],
+        |row| Ok((webhook_from_row(row)?, row.get::<_, i64>(13)?)),
+    )?;
     let mut items = Vec::new();
     for row in rows {
         let (webhook, key) = row?;
         items.push((webhook?, key));
     }
-    Ok(paginate(items, page.limit))
-}
-
-fn limit_plus_one(page: &PageRequest) -> i64 {
-    i64::try_from(page.limit).unwrap_or(i64::MAX - 1) + 1
-}
-
-/// Cuts a page fetched with one extra row; the extra row says whether there is a next page.
-fn paginate<T>(mut items: Vec<(T, i64)>, limit: usize) -> Page<T> {
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|(_, key)| encode_cursor(*key))
-    } else {
-        None
-    };
-    Page {
-        data: items.into_iter().map(|(item, _)| item).collect(),
-        next_cursor,
-    }
-}
-
-fn encode_cursor(key: i64) -> String {
-    format!("k{key}")
-}
-
-fn decode_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
-    cursor
-        .map(|c| {
-            c.strip_prefix('k')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| StoreError::InvalidCursor(c.to_owned()))
-        })
-        .transpose()
+    Ok(codec::paginate(items, page.limit))
 }
 
 pub(super) fn update_webhook(
@@ -219,7 +173,7 @@ pub(super) fn update_webhook(
     )?
     .execute(params![
         changes.url.as_ref().unwrap_or(&current.url),
-        json_text(changes.events.as_ref().unwrap_or(&current.events)),
+        codec::json_text(changes.events.as_ref().unwrap_or(&current.events)),
         changes.format.unwrap_or(current.format).as_str(),
         changes
             .signature_header
@@ -228,7 +182,7 @@ pub(super) fn update_webhook(
         enabled,
         disabled_reason,
         description,
-        json_text(changes.metadata.as_ref().unwrap_or(&current.metadata)),
+        codec::json_text(changes.metadata.as_ref().unwrap_or(&current.metadata)),
         changes.now_ms,
         id,
         client_id
@@ -316,14 +270,12 @@ pub(super) fn insert_event_type(
 const EVENT_COLUMNS: &str = "id, type, data, received_at";
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
-    let received_at_ms: i64 = row.get(3)?;
-    Ok(EventRecord {
-        id: row.get(0)?,
-        event_type: row.get(1)?,
-        data: CanonicalJson::from_canonical_unchecked(row.get(2)?),
-        created: received_at_ms.div_euclid(1000),
-        received_at_ms,
-    })
+    Ok(codec::event_record(
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+    ))
 }
 
 /// Each client's enabled webhooks with their parsed filters and what sending needs, for
@@ -573,7 +525,7 @@ pub(super) fn list_events(
     query: &EventQuery,
     page: &PageRequest,
 ) -> Result<Page<EventRecord>, StoreError> {
-    let before = decode_cursor(page.cursor.as_deref())?.unwrap_or(i64::MAX);
+    let before = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(i64::MAX);
     let sql = format!(
         "SELECT {EVENT_COLUMNS}, key FROM events WHERE client_id = ?1 AND key < ?2 \
          AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR received_at >= ?4) \
@@ -587,11 +539,11 @@ pub(super) fn list_events(
             query.event_type,
             query.since_ms,
             query.until_ms,
-            limit_plus_one(page)
+            codec::limit_plus_one(page)
         ],
         |row| Ok((event_from_row(row)?, row.get::<_, i64>(4)?)),
     )?;
-    Ok(paginate(rows.collect::<Result<_, _>>()?, page.limit))
+    Ok(codec::paginate(rows.collect::<Result<_, _>>()?, page.limit))
 }
 
 fn find_event(
@@ -649,14 +601,6 @@ pub(super) fn get_event(
     Ok(Some(EventDetail { event, deliveries }))
 }
 
-fn headers_text(headers: &[(String, String)]) -> String {
-    json_text(&headers)
-}
-
-fn headers_from_text(text: &str) -> Result<Vec<(String, String)>, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("attempt headers: {e}")))
-}
-
 pub(super) fn list_attempts(
     conn: &Connection,
     client_id: &str,
@@ -708,9 +652,9 @@ pub(super) fn list_attempts(
             started_at_ms,
             duration_ms,
             format: format.parse().map_err(StoreError::Corrupt)?,
-            request_headers: headers_from_text(&req_h)?,
+            request_headers: codec::headers_from_text(&req_h)?,
             response_status: status,
-            response_headers: headers_from_text(&resp_h)?,
+            response_headers: codec::headers_from_text(&resp_h)?,
             response_body: body,
             error,
         });
@@ -754,7 +698,6 @@ pub(super) fn claim_due(
         let wanted_sql = i64::try_from(wanted).unwrap_or(i64::MAX);
         let rows = probe
             .query_map(params![webhook_key, claim.now_ms, wanted_sql], |row| {
-                let received_at_ms: i64 = row.get(10)?;
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, u32>(1)?,
@@ -763,13 +706,7 @@ pub(super) fn claim_due(
                     row.get::<_, String>(4)?,
                     row.get::<_, String>(5)?,
                     row.get::<_, String>(6)?,
-                    EventRecord {
-                        id: row.get(7)?,
-                        event_type: row.get(8)?,
-                        data: CanonicalJson::from_canonical_unchecked(row.get(9)?),
-                        created: received_at_ms.div_euclid(1000),
-                        received_at_ms,
-                    },
+                    codec::event_record(row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?),
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -862,9 +799,9 @@ pub(super) fn record_attempt(
         a.started_at_ms,
         a.duration_ms,
         a.format.as_str(),
-        headers_text(&a.request_headers),
+        codec::headers_text(&a.request_headers),
         a.response_status,
-        headers_text(&a.response_headers),
+        codec::headers_text(&a.response_headers),
         a.response_body,
         a.error
     ])?;

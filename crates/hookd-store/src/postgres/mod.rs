@@ -1,0 +1,342 @@
+//! The cluster backend: PostgreSQL, shared by any number of `hookd serve` processes.
+//!
+//! Nodes coordinate only through the database. A delivery is worked on by the node that
+//! holds its lease (`lease_token`, with `next_attempt_at` as the lease's end); claims take
+//! due rows with `FOR UPDATE SKIP LOCKED`, so nodes never wait on each other, and a dead
+//! node's leases simply run out. New deliveries are leased at insert to the node that
+//! accepted the event (the first attempt needs no claim); what that node has no room for
+//! is announced with `NOTIFY`, which every node `LISTEN`s for.
+//!
+//! Two connection pools: one for what a client is told is stored (events, webhooks,
+//! clients), committed with PostgreSQL's default `synchronous_commit`, and one for leases
+//! and attempt outcomes with `synchronous_commit = off` — losing the last of those in a
+//! database crash means an attempt is made again, never that an event is lost (the same
+//! trade as the SQLite backend's `synchronous=NORMAL` for them).
+
+mod listener;
+mod migrate;
+mod queries;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+
+use crate::model::{
+    AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
+    EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, NextStep,
+    Page, PageRequest, Published, WebhookChanges, WebhookRecord,
+};
+use crate::{Store, StoreError};
+
+/// Connections for client-facing reads and writes.
+const CLIENT_CONNECTIONS: usize = 16;
+/// Connections for the engine's claims, outcomes and releases.
+const ENGINE_CONNECTIONS: usize = 4;
+/// How long a request waits for a connection (or for a new one to be made) before the
+/// database counts as unavailable: an answer (503) beats a hang.
+const CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+pub struct PostgresStore {
+    /// Default durability: a commit is on disk before the answer.
+    clients: Pool,
+    /// `synchronous_commit = off`: leases and outcomes.
+    engine: Pool,
+    /// The `NOTIFY` channel of this schema ("a delivery is due now").
+    channel: String,
+    due: Arc<Notify>,
+    handoff: Mutex<Option<Handoff>>,
+    listener: JoinHandle<()>,
+}
+
+/// Where new deliveries go when this node's engine takes them directly.
+#[derive(Clone)]
+struct Handoff {
+    sender: mpsc::Sender<ClaimedDelivery>,
+    lease_ms: i64,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…`, libpq URL syntax; `options=-c search_path=…`
+    /// selects a schema), brings the schema up to date and starts listening for due work.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECTION_WAIT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("hookd");
+        }
+        let clients = pool(&config, CLIENT_CONNECTIONS, None)?;
+        let engine = pool(
+            &config,
+            ENGINE_CONNECTIONS,
+            Some("SET synchronous_commit = off"),
+        )?;
+        let schema = migrate::apply(&mut *clients.get().await?).await?;
+        let channel = notify_channel(&schema);
+        let due = Arc::new(Notify::new());
+        let listener = listener::spawn(config, channel.clone(), Arc::clone(&due));
+        Ok(PostgresStore {
+            clients,
+            engine,
+            channel,
+            due,
+            handoff: Mutex::new(None),
+            listener,
+        })
+    }
+
+    async fn notify_due(
+        &self,
+        c: &impl deadpool_postgres::GenericClient,
+    ) -> Result<(), StoreError> {
+        c.execute("SELECT pg_notify($1, '')", &[&self.channel])
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn pool(
+    config: &tokio_postgres::Config,
+    size: usize,
+    session_setup: Option<&'static str>,
+) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        ManagerConfig {
+            // A connection the server dropped is noticed (closed) and replaced.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let mut builder = Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECTION_WAIT))
+        .create_timeout(Some(CONNECTION_WAIT))
+        .recycle_timeout(Some(CONNECTION_WAIT));
+    if let Some(sql) = session_setup {
+        builder = builder.post_create(Hook::async_fn(move |client, _| {
+            Box::pin(async move { client.batch_execute(sql).await.map_err(HookError::Backend) })
+        }));
+    }
+    builder
+        .build()
+        .map_err(|e| StoreError::Database(format!("connection pool: {e}")))
+}
+
+/// Channel names are identifiers of at most 63 bytes; a digest of the schema name keeps
+/// clusters on different schemas of one database from waking each other.
+fn notify_channel(schema: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(schema.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("hookd_due_{hex}")
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_client(&self, client: NewClient) -> Result<ClientRecord, StoreError> {
+        queries::insert_client(&self.clients.get().await?, &client).await
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        queries::find_client(&self.clients.get().await?, client_id).await
+    }
+
+    async fn create_webhook(&self, webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
+        queries::insert_webhook(&self.clients.get().await?, &webhook).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        client_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<WebhookRecord>, StoreError> {
+        queries::list_webhooks(&self.clients.get().await?, client_id, &page).await
+    }
+
+    async fn get_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        queries::get_webhook(&self.clients.get().await?, client_id, webhook_id).await
+    }
+
+    async fn update_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        changes: WebhookChanges,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let mut client = self.clients.get().await?;
+        let tx = client.transaction().await?;
+        let updated = queries::update_webhook(&tx, client_id, webhook_id, &changes).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn delete_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.clients.get().await?;
+        let tx = client.transaction().await?;
+        let deleted = queries::delete_webhook(&tx, client_id, webhook_id, now_ms).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn list_event_types(&self, client_id: &str) -> Result<Vec<EventTypeRecord>, StoreError> {
+        queries::list_event_types(&self.clients.get().await?, client_id).await
+    }
+
+    async fn create_event_type(
+        &self,
+        event_type: NewEventType,
+    ) -> Result<EventTypeRecord, StoreError> {
+        queries::insert_event_type(&self.clients.get().await?, &event_type).await
+    }
+
+    async fn publish_events(
+        &self,
+        client_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Published>, StoreError> {
+        let handoff = self.handoff.lock().ok().and_then(|slot| slot.clone());
+        // Places in the engine's channel, reserved per delivery leased at insert.
+        let mut permits = Vec::new();
+        let lease = || {
+            let h = handoff.as_ref()?;
+            let permit = h.sender.clone().try_reserve_owned().ok()?;
+            permits.push(permit);
+            Some(h.lease_ms)
+        };
+        let mut client = self.clients.get().await?;
+        let tx = client.transaction().await?;
+        let outcome = queries::publish_events(&tx, client_id, &events, lease).await?;
+        if outcome.due_unclaimed {
+            // Delivered with the commit, to every node (this one included).
+            self.notify_due(&tx).await?;
+        }
+        tx.commit().await?;
+        // Committed: the engine may start on what was leased to it.
+        for (permit, delivery) in permits.into_iter().zip(outcome.leased) {
+            permit.send(delivery);
+        }
+        Ok(outcome.published)
+    }
+
+    async fn list_events(
+        &self,
+        client_id: &str,
+        query: EventQuery,
+        page: PageRequest,
+    ) -> Result<Page<EventRecord>, StoreError> {
+        queries::list_events(&self.clients.get().await?, client_id, &query, &page).await
+    }
+
+    async fn get_event(
+        &self,
+        client_id: &str,
+        event_id: &str,
+    ) -> Result<Option<EventDetail>, StoreError> {
+        queries::get_event(&self.clients.get().await?, client_id, event_id).await
+    }
+
+    async fn list_attempts(
+        &self,
+        client_id: &str,
+        event_id: &str,
+    ) -> Result<Option<(EventRecord, Vec<AttemptLog>)>, StoreError> {
+        queries::list_attempts(&self.clients.get().await?, client_id, event_id).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        claim: ClaimRequest,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        queries::claim_due(&self.engine.get().await?, &claim).await
+    }
+
+    async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.engine.get().await?;
+        let tx = client.transaction().await?;
+        let decided = queries::record_attempts(&tx, &attempts).await?;
+        let mut retry_now = false;
+        for attempt in attempts
+            .iter()
+            .filter(|a| decided.contains(&a.delivery_key))
+        {
+            let finished_at = attempt.started_at_ms + attempt.duration_ms;
+            match &attempt.next {
+                NextStep::Failed {
+                    disable_webhook_reason: Some(reason),
+                } => {
+                    queries::disable_webhook_of(&tx, attempt.delivery_key, reason, finished_at)
+                        .await?;
+                }
+                NextStep::RetryAt { at_ms } => retry_now |= *at_ms <= finished_at,
+                _ => {}
+            }
+        }
+        if retry_now {
+            self.notify_due(&tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        queries::next_due_at(&self.engine.get().await?).await
+    }
+
+    fn due_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.due)
+    }
+
+    fn hand_off_new_deliveries(
+        &self,
+        lease_ms: i64,
+        capacity: usize,
+    ) -> mpsc::Receiver<ClaimedDelivery> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        if let Ok(mut slot) = self.handoff.lock() {
+            *slot = Some(Handoff { sender, lease_ms });
+        }
+        receiver
+    }
+
+    async fn release_deliveries(
+        &self,
+        leases: Vec<(i64, i64)>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let client = self.engine.get().await?;
+        queries::release_leases(&client, &leases, now_ms).await?;
+        // Any node may take them now.
+        self.notify_due(&client).await
+    }
+}

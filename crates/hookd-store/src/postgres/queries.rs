@@ -1,0 +1,871 @@
+//! The SQL of the PostgreSQL backend, one function per store operation. Statements are
+//! prepared once per connection (deadpool's statement cache); batches travel as arrays
+//! (`unnest`), so a batch costs one round trip, not one per row.
+
+use hookd_core::event_type::{EventFilter, any_matches};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::model::{
+    AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, DeliveryRecord, DeliveryState,
+    EventDetail, EventQuery, EventRecord, EventTypeRecord, FinishedAttempt, NewClient, NewEvent,
+    NewEventType, NewWebhook, NextStep, Page, PageRequest, Published, WebhookChanges,
+    WebhookRecord,
+};
+use crate::{StoreError, codec};
+use deadpool_postgres::GenericClient;
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+async fn rows(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Vec<Row>, StoreError> {
+    let statement = c.prepare_cached(sql).await?;
+    Ok(c.query(&statement, params).await?)
+}
+
+async fn row(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Option<Row>, StoreError> {
+    let statement = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&statement, params).await?)
+}
+
+async fn execute(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<u64, StoreError> {
+    let statement = c.prepare_cached(sql).await?;
+    Ok(c.execute(&statement, params).await?)
+}
+
+/// PostgreSQL text cannot hold NUL; text that came from outside (a receiver's response)
+/// may. Such characters are replaced rather than failing the whole batch.
+fn pg_text(text: &Option<String>) -> Option<String> {
+    text.as_ref().map(|t| {
+        if t.contains('\0') {
+            t.replace('\0', "\u{FFFD}")
+        } else {
+            t.clone()
+        }
+    })
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(super) async fn insert_client(
+    c: &impl GenericClient,
+    client: &NewClient,
+) -> Result<ClientRecord, StoreError> {
+    execute(
+        c,
+        "INSERT INTO clients (id, name, secret_sha256, created_at) VALUES ($1, $2, $3, $4)",
+        &[
+            &client.id,
+            &client.name,
+            &&client.secret_sha256[..],
+            &client.now_ms,
+        ],
+    )
+    .await?;
+    Ok(ClientRecord {
+        id: client.id.clone(),
+        name: client.name.clone(),
+        secret_sha256: client.secret_sha256,
+        created_at_ms: client.now_ms,
+    })
+}
+
+pub(super) async fn find_client(
+    c: &impl GenericClient,
+    id: &str,
+) -> Result<Option<ClientRecord>, StoreError> {
+    let Some(found) = row(
+        c,
+        "SELECT id, name, secret_sha256, created_at FROM clients WHERE id = $1",
+        &[&id],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let id: String = found.try_get(0)?;
+    let digest: Vec<u8> = found.try_get(2)?;
+    Ok(Some(ClientRecord {
+        secret_sha256: codec::client_digest(&id, &digest)?,
+        name: found.try_get(1)?,
+        created_at_ms: found.try_get(3)?,
+        id,
+    }))
+}
+
+const WEBHOOK_COLUMNS: &str = "id, client_id, url, events, format, signature_header, enabled, \
+     disabled_reason, description, metadata, secret, created_at, updated_at";
+
+fn webhook_from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
+    let id: String = row.try_get(0)?;
+    let (events, format, metadata) =
+        codec::webhook_fields(&id, row.try_get(3)?, row.try_get(4)?, row.try_get(9)?)?;
+    Ok(WebhookRecord {
+        client_id: row.try_get(1)?,
+        url: row.try_get(2)?,
+        events,
+        format,
+        signature_header: row.try_get(5)?,
+        enabled: row.try_get(6)?,
+        disabled_reason: row.try_get(7)?,
+        description: row.try_get(8)?,
+        metadata,
+        secret: row.try_get(10)?,
+        created_at_ms: row.try_get(11)?,
+        updated_at_ms: row.try_get(12)?,
+        id,
+    })
+}
+
+pub(super) async fn insert_webhook(
+    c: &impl GenericClient,
+    w: &NewWebhook,
+) -> Result<WebhookRecord, StoreError> {
+    let sql = format!(
+        "INSERT INTO webhooks (id, client_id, url, events, format, signature_header, enabled, \
+         description, metadata, secret, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {WEBHOOK_COLUMNS}"
+    );
+    let inserted = rows(
+        c,
+        &sql,
+        &[
+            &w.id,
+            &w.client_id,
+            &w.url,
+            &codec::json_text(&w.events),
+            &w.format.as_str(),
+            &w.signature_header,
+            &w.enabled,
+            &pg_text(&w.description),
+            &codec::json_text(&w.metadata),
+            &w.secret,
+            &w.now_ms,
+        ],
+    )
+    .await?;
+    let first = inserted
+        .first()
+        .ok_or_else(|| StoreError::Database("the new webhook vanished".to_owned()))?;
+    webhook_from_row(first)
+}
+
+pub(super) async fn get_webhook(
+    c: &impl GenericClient,
+    client_id: &str,
+    id: &str,
+) -> Result<Option<WebhookRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks \
+         WHERE id = $1 AND client_id = $2 AND deleted_at IS NULL"
+    );
+    row(c, &sql, &[&id, &client_id])
+        .await?
+        .map(|r| webhook_from_row(&r))
+        .transpose()
+}
+
+pub(super) async fn list_webhooks(
+    c: &impl GenericClient,
+    client_id: &str,
+    page: &PageRequest,
+) -> Result<Page<WebhookRecord>, StoreError> {
+    let after = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(0);
+    let sql = format!(
+        "SELECT {WEBHOOK_COLUMNS}, key FROM webhooks \
+         WHERE client_id = $1 AND deleted_at IS NULL AND key > $2 ORDER BY key LIMIT $3"
+    );
+    let found = rows(c, &sql, &[&client_id, &after, &codec::limit_plus_one(page)]).await?;
+    let items = found
+        .iter()
+        .map(|r| Ok((webhook_from_row(r)?, r.try_get::<_, i64>(13)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(codec::paginate(items, page.limit))
+}
+
+/// Locks the webhook's row for the rest of the transaction, so concurrent changes (from
+/// this node or another) apply one after the other.
+pub(super) async fn update_webhook(
+    c: &impl GenericClient,
+    client_id: &str,
+    id: &str,
+    changes: &WebhookChanges,
+) -> Result<Option<WebhookRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {WEBHOOK_COLUMNS}, key FROM webhooks \
+         WHERE id = $1 AND client_id = $2 AND deleted_at IS NULL FOR UPDATE"
+    );
+    let Some(found) = row(c, &sql, &[&id, &client_id]).await? else {
+        return Ok(None);
+    };
+    let current = webhook_from_row(&found)?;
+    let key: i64 = found.try_get(13)?;
+    let enabled = changes.enabled.unwrap_or(current.enabled);
+    // Re-enabling clears the reason it was disabled; disabling by hand records none.
+    let disabled_reason = if enabled {
+        None
+    } else {
+        current.disabled_reason.clone()
+    };
+    let description = changes
+        .description
+        .clone()
+        .unwrap_or(current.description.clone());
+    let sql = format!(
+        "UPDATE webhooks SET url = $1, events = $2, format = $3, signature_header = $4, \
+         enabled = $5, disabled_reason = $6, description = $7, metadata = $8, updated_at = $9 \
+         WHERE key = $10 RETURNING {WEBHOOK_COLUMNS}"
+    );
+    let updated = rows(
+        c,
+        &sql,
+        &[
+            changes.url.as_ref().unwrap_or(&current.url),
+            &codec::json_text(changes.events.as_ref().unwrap_or(&current.events)),
+            &changes.format.unwrap_or(current.format).as_str(),
+            changes
+                .signature_header
+                .as_ref()
+                .unwrap_or(&current.signature_header),
+            &enabled,
+            &disabled_reason,
+            &pg_text(&description),
+            &codec::json_text(changes.metadata.as_ref().unwrap_or(&current.metadata)),
+            &changes.now_ms,
+            &key,
+        ],
+    )
+    .await?;
+    if current.enabled && !enabled {
+        cancel_pending_deliveries(c, key, changes.now_ms).await?;
+    }
+    updated.first().map(webhook_from_row).transpose()
+}
+
+async fn cancel_pending_deliveries(
+    c: &impl GenericClient,
+    webhook_key: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    execute(
+        c,
+        "UPDATE deliveries SET state = $1, lease_token = NULL, updated_at = $2 \
+         WHERE state = 0 AND webhook_key = $3",
+        &[&state_code(DeliveryState::Cancelled), &now_ms, &webhook_key],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_webhook(
+    c: &impl GenericClient,
+    client_id: &str,
+    id: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let deleted = row(
+        c,
+        "UPDATE webhooks SET deleted_at = $1, enabled = FALSE \
+         WHERE id = $2 AND client_id = $3 AND deleted_at IS NULL RETURNING key",
+        &[&now_ms, &id, &client_id],
+    )
+    .await?;
+    let Some(deleted) = deleted else {
+        return Ok(false);
+    };
+    cancel_pending_deliveries(c, deleted.try_get(0)?, now_ms).await?;
+    Ok(true)
+}
+
+pub(super) async fn list_event_types(
+    c: &impl GenericClient,
+    client_id: &str,
+) -> Result<Vec<EventTypeRecord>, StoreError> {
+    rows(
+        c,
+        "SELECT name, description, created_at FROM event_types WHERE client_id = $1 ORDER BY name",
+        &[&client_id],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(EventTypeRecord {
+            name: r.try_get(0)?,
+            description: r.try_get(1)?,
+            created_at_ms: r.try_get(2)?,
+        })
+    })
+    .collect()
+}
+
+pub(super) async fn insert_event_type(
+    c: &impl GenericClient,
+    t: &NewEventType,
+) -> Result<EventTypeRecord, StoreError> {
+    let inserted = execute(
+        c,
+        "INSERT INTO event_types (client_id, name, description, created_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        &[&t.client_id, &t.name, &pg_text(&t.description), &t.now_ms],
+    )
+    .await?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("event type `{}`", t.name)));
+    }
+    Ok(EventTypeRecord {
+        name: t.name.clone(),
+        description: t.description.clone(),
+        created_at_ms: t.now_ms,
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, type, data, received_at";
+
+fn event_from_row(row: &Row) -> Result<EventRecord, StoreError> {
+    Ok(codec::event_record(
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    ))
+}
+
+/// An enabled webhook as fan-out and hand-off see it.
+struct Subscriber {
+    key: i64,
+    filters: Vec<EventFilter>,
+    id: String,
+    url: String,
+    format: hookd_core::envelope::EnvelopeFormat,
+    signature_header: String,
+    secret: String,
+}
+
+/// Read in the publishing transaction: another node may have changed webhooks a moment
+/// ago, so there is no cache to go stale.
+async fn load_subscribers(
+    c: &impl GenericClient,
+    client_id: &str,
+) -> Result<Vec<Subscriber>, StoreError> {
+    let found = rows(
+        c,
+        "SELECT key, events, id, url, format, signature_header, secret FROM webhooks \
+         WHERE client_id = $1 AND enabled AND deleted_at IS NULL",
+        &[&client_id],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            let filters: Vec<String> = serde_json::from_str(r.try_get(1)?)
+                .map_err(|e| StoreError::Corrupt(format!("webhook filters: {e}")))?;
+            let format: &str = r.try_get(4)?;
+            Ok(Subscriber {
+                key: r.try_get(0)?,
+                filters: filters
+                    .iter()
+                    .map(|f| EventFilter::from_stored(f))
+                    .collect(),
+                id: r.try_get(2)?,
+                url: r.try_get(3)?,
+                format: format.parse().map_err(StoreError::Corrupt)?,
+                signature_header: r.try_get(5)?,
+                secret: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// What publishing produced: the answers, the deliveries leased to this node at insert
+/// (to hand over after the commit), and whether some new delivery is due now without
+/// having been leased (other nodes should hear of it).
+pub(super) struct PublishOutcome {
+    pub(super) published: Vec<Published>,
+    pub(super) leased: Vec<ClaimedDelivery>,
+    pub(super) due_unclaimed: bool,
+}
+
+async fn find_existing_event(
+    c: &impl GenericClient,
+    client_id: &str,
+    event: &NewEvent,
+) -> Result<Option<EventRecord>, StoreError> {
+    if let Some(key) = &event.idempotency_key {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE client_id = $1 AND idempotency_key = $2"
+        );
+        if let Some(found) = row(c, &sql, &[&client_id, key]).await? {
+            return Ok(Some(event_from_row(&found)?));
+        }
+    }
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE client_id = $1 AND id = $2");
+    row(c, &sql, &[&client_id, &event.id])
+        .await?
+        .map(|r| event_from_row(&r))
+        .transpose()
+}
+
+/// `lease` says, per matching webhook in order, how long a delivery due now may be leased
+/// to this node at insert (`None`: leave it for a claim).
+pub(super) async fn publish_events(
+    c: &impl GenericClient,
+    client_id: &str,
+    events: &[NewEvent],
+    mut lease: impl FnMut() -> Option<i64>,
+) -> Result<PublishOutcome, StoreError> {
+    let subscribers = load_subscribers(c, client_id).await?;
+    let mut out = PublishOutcome {
+        published: Vec::with_capacity(events.len()),
+        leased: Vec::new(),
+        due_unclaimed: false,
+    };
+    for event in events {
+        // A unique index decides repeats, even between nodes publishing at the same moment:
+        // the loser of the race waits for the winner's commit, inserts nothing, and reads it.
+        let inserted = row(
+            c,
+            "INSERT INTO events (client_id, id, idempotency_key, type, data, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING key",
+            &[
+                &client_id,
+                &event.id,
+                &event.idempotency_key,
+                &event.event_type,
+                &event.data.as_str(),
+                &event.now_ms,
+            ],
+        )
+        .await?;
+        let Some(inserted) = inserted else {
+            let existing = find_existing_event(c, client_id, event)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Database(format!("event {} conflicted but is not there", event.id))
+                })?;
+            out.published.push(Published::Existing { event: existing });
+            continue;
+        };
+        let event_key: i64 = inserted.try_get(0)?;
+        let record = EventRecord {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            data: event.data.clone(),
+            created: event.now_ms.div_euclid(1000),
+            received_at_ms: event.now_ms,
+        };
+        let due_now = event.first_attempt_at_ms <= event.now_ms;
+        let matching: Vec<&Subscriber> = subscribers
+            .iter()
+            .filter(|s| any_matches(&s.filters, &event.event_type))
+            .collect();
+        let mut webhook_keys = Vec::with_capacity(matching.len());
+        let mut next_at = Vec::with_capacity(matching.len());
+        let mut leased = Vec::with_capacity(matching.len());
+        for subscriber in &matching {
+            webhook_keys.push(subscriber.key);
+            match due_now.then(&mut lease).flatten() {
+                Some(lease_ms) => {
+                    next_at.push(event.now_ms.saturating_add(lease_ms));
+                    leased.push(true);
+                }
+                None => {
+                    next_at.push(event.first_attempt_at_ms);
+                    leased.push(false);
+                    out.due_unclaimed |= due_now;
+                }
+            }
+        }
+        if !matching.is_empty() {
+            let created = rows(
+                c,
+                "INSERT INTO deliveries (event_key, webhook_key, state, attempts, next_attempt_at, \
+                 lease_token, updated_at) \
+                 SELECT $1, w, 0, 0, at, CASE WHEN leased THEN nextval('lease_tokens') END, $2 \
+                 FROM unnest($3::bigint[], $4::bigint[], $5::bool[]) AS t(w, at, leased) \
+                 RETURNING key, webhook_key, lease_token",
+                &[&event_key, &event.now_ms, &webhook_keys, &next_at, &leased],
+            )
+            .await?;
+            for created in &created {
+                let Some(lease_token) = created.try_get::<_, Option<i64>>(2)? else {
+                    continue;
+                };
+                let webhook_key: i64 = created.try_get(1)?;
+                let Some(subscriber) = matching.iter().find(|s| s.key == webhook_key) else {
+                    continue;
+                };
+                out.leased.push(ClaimedDelivery {
+                    delivery_key: created.try_get(0)?,
+                    lease_token,
+                    attempt_number: 1,
+                    webhook_key,
+                    webhook_id: subscriber.id.clone(),
+                    url: subscriber.url.clone(),
+                    format: subscriber.format,
+                    signature_header: subscriber.signature_header.clone(),
+                    secret: subscriber.secret.clone(),
+                    event: record.clone(),
+                });
+            }
+        }
+        out.published.push(Published::New {
+            event: record,
+            deliveries: matching.len(),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn list_events(
+    c: &impl GenericClient,
+    client_id: &str,
+    query: &EventQuery,
+    page: &PageRequest,
+) -> Result<Page<EventRecord>, StoreError> {
+    let before = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS}, key FROM events WHERE client_id = $1 AND key < $2 \
+         AND ($3::text IS NULL OR type = $3) AND ($4::bigint IS NULL OR received_at >= $4) \
+         AND ($5::bigint IS NULL OR received_at < $5) ORDER BY key DESC LIMIT $6"
+    );
+    let found = rows(
+        c,
+        &sql,
+        &[
+            &client_id,
+            &before,
+            &query.event_type,
+            &query.since_ms,
+            &query.until_ms,
+            &codec::limit_plus_one(page),
+        ],
+    )
+    .await?;
+    let items = found
+        .iter()
+        .map(|r| Ok((event_from_row(r)?, r.try_get::<_, i64>(4)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(codec::paginate(items, page.limit))
+}
+
+async fn find_event(
+    c: &impl GenericClient,
+    client_id: &str,
+    event_id: &str,
+) -> Result<Option<(i64, EventRecord)>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS}, key FROM events WHERE client_id = $1 AND id = $2");
+    row(c, &sql, &[&client_id, &event_id])
+        .await?
+        .map(|r| Ok((r.try_get(4)?, event_from_row(&r)?)))
+        .transpose()
+}
+
+pub(super) async fn get_event(
+    c: &impl GenericClient,
+    client_id: &str,
+    event_id: &str,
+) -> Result<Option<EventDetail>, StoreError> {
+    let Some((event_key, event)) = find_event(c, client_id, event_id).await? else {
+        return Ok(None);
+    };
+    let found = rows(
+        c,
+        "SELECT w.id, d.state, d.attempts, d.next_attempt_at, d.last_status, d.updated_at \
+         FROM deliveries d JOIN webhooks w ON w.key = d.webhook_key \
+         WHERE d.event_key = $1 ORDER BY d.key",
+        &[&event_key],
+    )
+    .await?;
+    let mut deliveries = Vec::with_capacity(found.len());
+    for r in &found {
+        let state: i16 = r.try_get(1)?;
+        let state = DeliveryState::from_code(i64::from(state))
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery state {state}")))?;
+        let attempts: i32 = r.try_get(2)?;
+        let last_status: Option<i32> = r.try_get(4)?;
+        deliveries.push(DeliveryRecord {
+            webhook_id: r.try_get(0)?,
+            state,
+            attempts: u32::try_from(attempts).unwrap_or(0),
+            next_attempt_at_ms: if state == DeliveryState::Pending {
+                Some(r.try_get(3)?)
+            } else {
+                None
+            },
+            last_response_status: last_status.and_then(|s| u16::try_from(s).ok()),
+            updated_at_ms: r.try_get(5)?,
+        });
+    }
+    Ok(Some(EventDetail { event, deliveries }))
+}
+
+pub(super) async fn list_attempts(
+    c: &impl GenericClient,
+    client_id: &str,
+    event_id: &str,
+) -> Result<Option<(EventRecord, Vec<AttemptLog>)>, StoreError> {
+    let Some((event_key, event)) = find_event(c, client_id, event_id).await? else {
+        return Ok(None);
+    };
+    let found = rows(
+        c,
+        "SELECT a.id, w.id, a.attempt_number, a.started_at, a.duration_ms, a.format, \
+         a.request_headers, a.response_status, a.response_headers, a.response_body, a.error \
+         FROM attempts a JOIN webhooks w ON w.key = a.webhook_key \
+         WHERE a.event_key = $1 ORDER BY a.key",
+        &[&event_key],
+    )
+    .await?;
+    let mut attempts = Vec::with_capacity(found.len());
+    for r in &found {
+        let attempt_number: i32 = r.try_get(2)?;
+        let format: &str = r.try_get(5)?;
+        let status: Option<i32> = r.try_get(7)?;
+        attempts.push(AttemptLog {
+            id: r.try_get(0)?,
+            webhook_id: r.try_get(1)?,
+            attempt_number: u32::try_from(attempt_number).unwrap_or(0),
+            started_at_ms: r.try_get(3)?,
+            duration_ms: r.try_get(4)?,
+            format: format.parse().map_err(StoreError::Corrupt)?,
+            request_headers: codec::headers_from_text(r.try_get(6)?)?,
+            response_status: status.and_then(|s| u16::try_from(s).ok()),
+            response_headers: codec::headers_from_text(r.try_get(8)?)?,
+            response_body: r.try_get(9)?,
+            error: r.try_get(10)?,
+        });
+    }
+    Ok(Some((event, attempts)))
+}
+
+/// Leases due deliveries in one statement: webhooks with due work, earliest first, each
+/// through its own `(webhook_key, next_attempt_at)` index range, at most its room under
+/// `max_per_webhook`; rows another node is claiming right now are skipped, not waited for.
+pub(super) async fn claim_due(
+    c: &impl GenericClient,
+    claim: &ClaimRequest,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let (busy_keys, busy_counts): (Vec<i64>, Vec<i64>) = claim
+        .in_flight
+        .iter()
+        .map(|(key, n)| (*key, count(*n)))
+        .unzip();
+    let lease_until = claim.now_ms.saturating_add(claim.lease_ms);
+    let found = rows(
+        c,
+        "WITH busy AS (SELECT * FROM unnest($4::bigint[], $5::bigint[]) AS b(webhook_key, n)), \
+         hooks AS ( \
+           SELECT w.key, GREATEST(0, $3 - COALESCE(b.n, 0)) AS room, first.at \
+           FROM webhooks w \
+           CROSS JOIN LATERAL ( \
+             SELECT d.next_attempt_at AS at FROM deliveries d \
+             WHERE d.webhook_key = w.key AND d.state = 0 \
+             ORDER BY d.next_attempt_at LIMIT 1) first \
+           LEFT JOIN busy b ON b.webhook_key = w.key \
+           WHERE w.enabled AND first.at <= $1), \
+         picked AS ( \
+           SELECT due.key FROM (SELECT * FROM hooks ORDER BY at) h \
+           CROSS JOIN LATERAL ( \
+             SELECT d.key FROM deliveries d \
+             WHERE d.webhook_key = h.key AND d.state = 0 AND d.next_attempt_at <= $1 \
+             ORDER BY d.next_attempt_at LIMIT h.room FOR UPDATE SKIP LOCKED) due \
+           LIMIT $2) \
+         UPDATE deliveries d SET next_attempt_at = $6, lease_token = nextval('lease_tokens') \
+         FROM picked p, webhooks w, events e \
+         WHERE d.key = p.key AND w.key = d.webhook_key AND e.key = d.event_key \
+         RETURNING d.key, d.lease_token, d.attempts, d.webhook_key, w.id, w.url, w.format, \
+           w.signature_header, w.secret, e.id, e.type, e.data, e.received_at",
+        &[
+            &claim.now_ms,
+            &count(claim.limit),
+            &count(claim.max_per_webhook),
+            &busy_keys,
+            &busy_counts,
+            &lease_until,
+        ],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            let attempts: i32 = r.try_get(2)?;
+            let format: &str = r.try_get(6)?;
+            Ok(ClaimedDelivery {
+                delivery_key: r.try_get(0)?,
+                lease_token: r.try_get(1)?,
+                attempt_number: u32::try_from(attempts).unwrap_or(0) + 1,
+                webhook_key: r.try_get(3)?,
+                webhook_id: r.try_get(4)?,
+                url: r.try_get(5)?,
+                format: format.parse().map_err(StoreError::Corrupt)?,
+                signature_header: r.try_get(7)?,
+                secret: r.try_get(8)?,
+                event: codec::event_record(
+                    r.try_get(9)?,
+                    r.try_get(10)?,
+                    r.try_get(11)?,
+                    r.try_get(12)?,
+                ),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn next_due_at(c: &impl GenericClient) -> Result<Option<i64>, StoreError> {
+    let found = row(
+        c,
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 0",
+        &[],
+    )
+    .await?;
+    Ok(match found {
+        Some(r) => r.try_get(0)?,
+        None => None,
+    })
+}
+
+fn state_code(state: DeliveryState) -> i16 {
+    i16::try_from(state.code()).unwrap_or(i16::MAX)
+}
+
+/// Logs attempts and moves their deliveries on where the lease is still the caller's, in
+/// one statement. Returns the deliveries whose state the attempts decided.
+pub(super) async fn record_attempts(
+    c: &impl GenericClient,
+    attempts: &[FinishedAttempt],
+) -> Result<Vec<i64>, StoreError> {
+    let n = attempts.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut delivery_keys = Vec::with_capacity(n);
+    let mut lease_tokens = Vec::with_capacity(n);
+    let mut numbers = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut formats = Vec::with_capacity(n);
+    let mut request_headers = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut response_headers = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut next_at = Vec::with_capacity(n);
+    for a in attempts {
+        let finished_at = a.started_at_ms + a.duration_ms;
+        let (state, at) = match &a.next {
+            NextStep::Succeeded => (DeliveryState::Succeeded, finished_at),
+            NextStep::Failed { .. } => (DeliveryState::Failed, finished_at),
+            NextStep::RetryAt { at_ms } => (DeliveryState::Pending, *at_ms),
+        };
+        ids.push(a.id.as_str());
+        delivery_keys.push(a.delivery_key);
+        lease_tokens.push(a.lease_token);
+        numbers.push(i32::try_from(a.attempt_number).unwrap_or(i32::MAX));
+        started.push(a.started_at_ms);
+        durations.push(a.duration_ms);
+        formats.push(a.format.as_str());
+        request_headers.push(codec::headers_text(&a.request_headers));
+        statuses.push(a.response_status.map(i32::from));
+        response_headers.push(codec::headers_text(&a.response_headers));
+        bodies.push(pg_text(&a.response_body));
+        errors.push(pg_text(&a.error));
+        states.push(state_code(state));
+        next_at.push(at);
+    }
+    // Both parts see the same snapshot: the log is written whatever the lease says; the
+    // verdict only where the lease is still the caller's (a stale lease means the delivery
+    // was claimed again, or cancelled, meanwhile).
+    let decided = rows(
+        c,
+        "WITH a AS ( \
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[], $5::bigint[], \
+             $6::bigint[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], \
+             $12::text[], $13::smallint[], $14::bigint[]) \
+           AS a(id, delivery_key, lease_token, attempt_number, started_at, duration_ms, format, \
+             request_headers, response_status, response_headers, response_body, error, \
+             next_state, next_at)), \
+         logged AS ( \
+           INSERT INTO attempts (id, delivery_key, event_key, webhook_key, attempt_number, \
+             started_at, duration_ms, format, request_headers, response_status, \
+             response_headers, response_body, error) \
+           SELECT a.id, a.delivery_key, d.event_key, d.webhook_key, a.attempt_number, \
+             a.started_at, a.duration_ms, a.format, a.request_headers, a.response_status, \
+             a.response_headers, a.response_body, a.error \
+           FROM a JOIN deliveries d ON d.key = a.delivery_key) \
+         UPDATE deliveries d SET state = a.next_state, attempts = a.attempt_number, \
+           next_attempt_at = a.next_at, lease_token = NULL, last_status = a.response_status, \
+           updated_at = a.started_at + a.duration_ms \
+         FROM a WHERE d.key = a.delivery_key AND d.lease_token = a.lease_token AND d.state = 0 \
+         RETURNING d.key",
+        &[
+            &ids,
+            &delivery_keys,
+            &lease_tokens,
+            &numbers,
+            &started,
+            &durations,
+            &formats,
+            &request_headers,
+            &statuses,
+            &response_headers,
+            &bodies,
+            &errors,
+            &states,
+            &next_at,
+        ],
+    )
+    .await?;
+    decided.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// Disables the webhook of `delivery_key` (if still enabled) and cancels its pending
+/// deliveries.
+pub(super) async fn disable_webhook_of(
+    c: &impl GenericClient,
+    delivery_key: i64,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let disabled = row(
+        c,
+        "UPDATE webhooks SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
+         WHERE key = (SELECT webhook_key FROM deliveries WHERE key = $3) AND enabled \
+         RETURNING key",
+        &[&reason, &now_ms, &delivery_key],
+    )
+    .await?;
+    if let Some(disabled) = disabled {
+        cancel_pending_deliveries(c, disabled.try_get(0)?, now_ms).await?;
+    }
+    Ok(())
+}
+
+/// Makes leased deliveries due now and leased to no one, if the lease is still the caller's.
+pub(super) async fn release_leases(
+    c: &impl GenericClient,
+    leases: &[(i64, i64)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let (keys, tokens): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
+    execute(
+        c,
+        "UPDATE deliveries d SET next_attempt_at = $1, lease_token = NULL \
+         FROM unnest($2::bigint[], $3::bigint[]) AS r(key, token) \
+         WHERE d.key = r.key AND d.lease_token = r.token AND d.state = 0",
+        &[&now_ms, &keys, &tokens],
+    )
+    .await?;
+    Ok(())
+}
