@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -19,6 +19,8 @@ pub struct Recorded {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+    /// The sender's end of the connection (tells which process sent it).
+    pub peer: SocketAddr,
 }
 
 impl Recorded {
@@ -44,6 +46,8 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         body: String,
     },
+    /// Answer with this status after a pause (a receiver that takes its time).
+    After(Duration, u16),
     /// Never answer (until the receiver is dropped).
     Hang,
 }
@@ -113,6 +117,7 @@ impl Receiver {
         };
         let app = Router::new().fallback(record).with_state(shared.clone());
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         Receiver { addr, shared, task }
@@ -161,6 +166,7 @@ impl Drop for Receiver {
 
 async fn record(
     State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -175,6 +181,7 @@ async fn record(
             headers,
             body,
             at: Instant::now(),
+            peer,
         });
         requests.len() - 1
     };
@@ -196,6 +203,10 @@ async fn record(
                 }
             }
             response
+        }
+        Reply::After(pause, status) => {
+            tokio::time::sleep(pause).await;
+            status_of(status).into_response()
         }
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -1,5 +1,6 @@
-//! The real `hookd` binary, started on 127.0.0.1:0 with a fresh SQLite file, plus a
-//! client created through its CLI and a small JSON API client.
+//! The real `hookd` binary, started on 127.0.0.1:0 with a fresh database (a SQLite file,
+//! or a PostgreSQL schema), plus a client created through its CLI and a small JSON API
+//! client.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -10,12 +11,17 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::PATIENCE;
+use crate::postgres::TestSchema;
+use crate::{Backend, PATIENCE};
 
-/// Flags for `hookd serve`. The defaults suit tests: a compressed schedule and loopback
-/// receivers allowed.
+/// Flags for `hookd serve`. The defaults suit tests: SQLite, a compressed schedule and
+/// loopback receivers allowed.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
+    pub backend: Backend,
+    /// Use this `--database` instead of a fresh one of `backend` (e.g. a test's own
+    /// schema, reached through a [`crate::proxy::TcpProxy`]).
+    pub database_url: Option<String>,
     pub retry_schedule: String,
     pub attempt_timeout: String,
     pub allow_private_targets: bool,
@@ -26,6 +32,8 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> ServeOptions {
         ServeOptions {
+            backend: Backend::Sqlite,
+            database_url: None,
             retry_schedule: "0s,200ms,400ms".to_owned(),
             attempt_timeout: "5s".to_owned(),
             allow_private_targets: true,
@@ -50,14 +58,22 @@ pub struct Hookd {
     pub base_url: String,
     pub credentials: Credentials,
     http: reqwest::Client,
+    /// After `child`, so the server is killed before its schema is dropped.
+    schema: Option<TestSchema>,
+    /// Set on further nodes of a cluster: the database another `Hookd` owns.
+    shared_database: Option<String>,
 }
 
 impl Hookd {
-    /// Starts `bin serve` on a new database with one client.
+    /// Starts `bin serve` on a new database of `options.backend` with one client.
     pub async fn start(bin: &Path, options: ServeOptions) -> Hookd {
         let dir = match tempfile::tempdir() {
             Ok(d) => d,
             Err(e) => panic!("cannot make a temporary directory: {e}"),
+        };
+        let schema = match (&options.database_url, options.backend) {
+            (None, Backend::Postgres) => Some(TestSchema::create().await),
+            _ => None,
         };
         let mut hookd = Hookd {
             bin: bin.to_owned(),
@@ -70,14 +86,56 @@ impl Hookd {
                 client_secret: String::new(),
             },
             http: http_client(),
+            schema,
+            shared_database: None,
         };
+        hookd.shared_database = hookd.options.database_url.clone();
         hookd.credentials = hookd.create_client("test").await;
         hookd.spawn().await;
         hookd
     }
 
+    pub fn backend(&self) -> Backend {
+        self.options.backend
+    }
+
+    /// The `--database` this server (and its `clients create`) runs with.
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("hookd.db").display())
+        if let Some(url) = &self.shared_database {
+            return url.clone();
+        }
+        match &self.schema {
+            Some(schema) => schema.url().to_owned(),
+            None => format!("sqlite://{}", self.dir.path().join("hookd.db").display()),
+        }
+    }
+
+    /// Starts one more `hookd serve` on this server's database, with the same client: a
+    /// second node of a cluster (PostgreSQL). The database stays this `Hookd`'s: drop the
+    /// other nodes first.
+    pub async fn another_node(&self, options: ServeOptions) -> Hookd {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("cannot make a temporary directory: {e}"),
+        };
+        let mut node = Hookd {
+            bin: self.bin.clone(),
+            dir,
+            options,
+            child: None,
+            base_url: String::new(),
+            credentials: self.credentials.clone(),
+            http: http_client(),
+            schema: None,
+            shared_database: Some(self.database_url()),
+        };
+        node.spawn().await;
+        node
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// Runs `hookd clients create --json` against this server's database.

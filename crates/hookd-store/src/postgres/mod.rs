@@ -17,6 +17,7 @@ mod listener;
 mod migrate;
 mod queries;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ const ENGINE_CONNECTIONS: usize = 4;
 /// How long a request waits for a connection (or for a new one to be made) before the
 /// database counts as unavailable: an answer (503) beats a hang.
 const CONNECTION_WAIT: Duration = Duration::from_secs(5);
+/// How long outcomes are retried through an outage: well inside the engine's lease margin.
+const OUTCOME_PATIENCE: Duration = Duration::from_secs(15);
 
 pub struct PostgresStore {
     /// Default durability: a commit is on disk before the answer.
@@ -93,14 +96,99 @@ impl PostgresStore {
         })
     }
 
-    async fn notify_due(
-        &self,
-        c: &impl deadpool_postgres::GenericClient,
-    ) -> Result<(), StoreError> {
-        c.execute("SELECT pg_notify($1, '')", &[&self.channel])
-            .await?;
+    /// Wakes every node's dispatcher. Sent after a commit, a failure is only logged:
+    /// dispatchers also poll.
+    async fn notify_due(&self, c: &impl deadpool_postgres::GenericClient) {
+        if let Err(e) = queries::notify_due(c, &self.channel).await {
+            tracing::warn!("announcing due deliveries failed: {e}");
+        }
+    }
+}
+
+impl PostgresStore {
+    async fn try_record_attempts(&self, attempts: &[FinishedAttempt]) -> Result<(), StoreError> {
+        let mut client = self.engine.get().await?;
+        let disabling = attempts.iter().any(|a| {
+            matches!(
+                a.next,
+                NextStep::Failed {
+                    disable_webhook_reason: Some(_)
+                }
+            )
+        });
+        let retry_now = |decided: &HashSet<i64>| {
+            attempts.iter().any(|a| {
+                matches!(a.next, NextStep::RetryAt { at_ms } if at_ms <= a.started_at_ms + a.duration_ms)
+                    && decided.contains(&a.delivery_key)
+            })
+        };
+        if !disabling {
+            // The common case is one statement: no transaction needed.
+            let decided = queries::record_attempts(&client, attempts).await?;
+            if retry_now(&decided) {
+                self.notify_due(&client).await;
+            }
+            return Ok(());
+        }
+        let tx = client.transaction().await?;
+        let decided = queries::record_attempts(&tx, attempts).await?;
+        for attempt in attempts
+            .iter()
+            .filter(|a| decided.contains(&a.delivery_key))
+        {
+            if let NextStep::Failed {
+                disable_webhook_reason: Some(reason),
+            } = &attempt.next
+            {
+                let finished_at = attempt.started_at_ms + attempt.duration_ms;
+                queries::disable_webhook_of(&tx, attempt.delivery_key, reason, finished_at).await?;
+            }
+        }
+        tx.commit().await?;
+        if retry_now(&decided) {
+            self.notify_due(&client).await;
+        }
         Ok(())
     }
+}
+
+async fn publish(
+    pool: &Pool,
+    channel: &str,
+    handoff: Option<Handoff>,
+    client_id: &str,
+    events: &[NewEvent],
+) -> Result<Vec<Published>, StoreError> {
+    // Places in the engine's channel, reserved per delivery leased at insert.
+    let mut permits = Vec::new();
+    let lease = || {
+        let h = handoff.as_ref()?;
+        let permit = h.sender.clone().try_reserve_owned().ok()?;
+        permits.push(permit);
+        Some(h.lease_ms)
+    };
+    let mut client = pool.get().await?;
+    let outcome = if events.len() == 1 {
+        // One statement stores the event and its deliveries: no transaction needed.
+        queries::publish_events(&client, client_id, events, lease).await?
+    } else {
+        let tx = client.transaction().await?;
+        let outcome = queries::publish_events(&tx, client_id, events, lease).await?;
+        tx.commit().await?;
+        outcome
+    };
+    // Committed: the engine may start on what was leased to it.
+    for (permit, delivery) in permits.into_iter().zip(outcome.leased) {
+        permit.send(delivery);
+    }
+    if outcome.due_unclaimed {
+        // After the commit, so whichever node hears it finds the deliveries. Committed is
+        // committed: without the signal, dispatchers still find them when they poll.
+        if let Err(e) = queries::notify_due(&client, channel).await {
+            tracing::warn!("announcing due deliveries failed: {e}");
+        }
+    }
+    Ok(outcome.published)
 }
 
 impl Drop for PostgresStore {
@@ -220,27 +308,14 @@ impl Store for PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<Published>, StoreError> {
         let handoff = self.handoff.lock().ok().and_then(|slot| slot.clone());
-        // Places in the engine's channel, reserved per delivery leased at insert.
-        let mut permits = Vec::new();
-        let lease = || {
-            let h = handoff.as_ref()?;
-            let permit = h.sender.clone().try_reserve_owned().ok()?;
-            permits.push(permit);
-            Some(h.lease_ms)
-        };
-        let mut client = self.clients.get().await?;
-        let tx = client.transaction().await?;
-        let outcome = queries::publish_events(&tx, client_id, &events, lease).await?;
-        if outcome.due_unclaimed {
-            // Delivered with the commit, to every node (this one included).
-            self.notify_due(&tx).await?;
-        }
-        tx.commit().await?;
-        // Committed: the engine may start on what was leased to it.
-        for (permit, delivery) in permits.into_iter().zip(outcome.leased) {
-            permit.send(delivery);
-        }
-        Ok(outcome.published)
+        let pool = self.clients.clone();
+        let channel = self.channel.clone();
+        let client_id = client_id.to_owned();
+        // A task of its own: once started, a publish runs to its end and hands over what
+        // it committed even if the caller (a client that hung up) goes away meanwhile.
+        tokio::spawn(async move { publish(&pool, &channel, handoff, &client_id, &events).await })
+            .await
+            .map_err(|e| StoreError::Database(format!("publishing stopped: {e}")))?
     }
 
     async fn list_events(
@@ -279,31 +354,20 @@ impl Store for PostgresStore {
         if attempts.is_empty() {
             return Ok(());
         }
-        let mut client = self.engine.get().await?;
-        let tx = client.transaction().await?;
-        let decided = queries::record_attempts(&tx, &attempts).await?;
-        let mut retry_now = false;
-        for attempt in attempts
-            .iter()
-            .filter(|a| decided.contains(&a.delivery_key))
-        {
-            let finished_at = attempt.started_at_ms + attempt.duration_ms;
-            match &attempt.next {
-                NextStep::Failed {
-                    disable_webhook_reason: Some(reason),
-                } => {
-                    queries::disable_webhook_of(&tx, attempt.delivery_key, reason, finished_at)
-                        .await?;
+        // Through a short outage, keep trying: giving up lets the leases run out and the
+        // attempts be made again. The caller's slots stay taken meanwhile (backpressure).
+        let deadline = tokio::time::Instant::now() + OUTCOME_PATIENCE;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.try_record_attempts(&attempts).await {
+                Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!("storing attempt outcomes failed, trying again: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
-                NextStep::RetryAt { at_ms } => retry_now |= *at_ms <= finished_at,
-                _ => {}
+                other => return other,
             }
         }
-        if retry_now {
-            self.notify_due(&tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
@@ -337,6 +401,7 @@ impl Store for PostgresStore {
         let client = self.engine.get().await?;
         queries::release_leases(&client, &leases, now_ms).await?;
         // Any node may take them now.
-        self.notify_due(&client).await
+        self.notify_due(&client).await;
+        Ok(())
     }
 }

@@ -2,6 +2,8 @@
 //! prepared once per connection (deadpool's statement cache); batches travel as arrays
 //! (`unnest`), so a batch costs one round trip, not one per row.
 
+use std::collections::HashSet;
+
 use hookd_core::event_type::{EventFilter, any_matches};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -411,6 +413,10 @@ async fn find_existing_event(
             return Ok(Some(event_from_row(&found)?));
         }
     }
+    if !event.id_from_client {
+        // A generated id that clashes is not a repeat: the write fails as a whole.
+        return Ok(None);
+    }
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE client_id = $1 AND id = $2");
     row(c, &sql, &[&client_id, &event.id])
         .await?
@@ -433,39 +439,6 @@ pub(super) async fn publish_events(
         due_unclaimed: false,
     };
     for event in events {
-        // A unique index decides repeats, even between nodes publishing at the same moment:
-        // the loser of the race waits for the winner's commit, inserts nothing, and reads it.
-        let inserted = row(
-            c,
-            "INSERT INTO events (client_id, id, idempotency_key, type, data, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING key",
-            &[
-                &client_id,
-                &event.id,
-                &event.idempotency_key,
-                &event.event_type,
-                &event.data.as_str(),
-                &event.now_ms,
-            ],
-        )
-        .await?;
-        let Some(inserted) = inserted else {
-            let existing = find_existing_event(c, client_id, event)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Database(format!("event {} conflicted but is not there", event.id))
-                })?;
-            out.published.push(Published::Existing { event: existing });
-            continue;
-        };
-        let event_key: i64 = inserted.try_get(0)?;
-        let record = EventRecord {
-            id: event.id.clone(),
-            event_type: event.event_type.clone(),
-            data: event.data.clone(),
-            created: event.now_ms.div_euclid(1000),
-            received_at_ms: event.now_ms,
-        };
         let due_now = event.first_attempt_at_ms <= event.now_ms;
         let matching: Vec<&Subscriber> = subscribers
             .iter()
@@ -474,6 +447,7 @@ pub(super) async fn publish_events(
         let mut webhook_keys = Vec::with_capacity(matching.len());
         let mut next_at = Vec::with_capacity(matching.len());
         let mut leased = Vec::with_capacity(matching.len());
+        let mut unclaimed = false;
         for subscriber in &matching {
             webhook_keys.push(subscriber.key);
             match due_now.then(&mut lease).flatten() {
@@ -484,42 +458,74 @@ pub(super) async fn publish_events(
                 None => {
                     next_at.push(event.first_attempt_at_ms);
                     leased.push(false);
-                    out.due_unclaimed |= due_now;
+                    unclaimed |= due_now;
                 }
             }
         }
-        if !matching.is_empty() {
-            let created = rows(
-                c,
-                "INSERT INTO deliveries (event_key, webhook_key, state, attempts, next_attempt_at, \
-                 lease_token, updated_at) \
-                 SELECT $1, w, 0, 0, at, CASE WHEN leased THEN nextval('lease_tokens') END, $2 \
-                 FROM unnest($3::bigint[], $4::bigint[], $5::bool[]) AS t(w, at, leased) \
-                 RETURNING key, webhook_key, lease_token",
-                &[&event_key, &event.now_ms, &webhook_keys, &next_at, &leased],
-            )
-            .await?;
-            for created in &created {
-                let Some(lease_token) = created.try_get::<_, Option<i64>>(2)? else {
-                    continue;
-                };
-                let webhook_key: i64 = created.try_get(1)?;
-                let Some(subscriber) = matching.iter().find(|s| s.key == webhook_key) else {
-                    continue;
-                };
-                out.leased.push(ClaimedDelivery {
-                    delivery_key: created.try_get(0)?,
-                    lease_token,
-                    attempt_number: 1,
-                    webhook_key,
-                    webhook_id: subscriber.id.clone(),
-                    url: subscriber.url.clone(),
-                    format: subscriber.format,
-                    signature_header: subscriber.signature_header.clone(),
-                    secret: subscriber.secret.clone(),
-                    event: record.clone(),
-                });
-            }
+        // One statement stores the event and its deliveries. A unique index decides
+        // repeats, even between nodes publishing at the same moment: the loser waits for
+        // the winner's commit, inserts nothing (no row comes back), and reads the winner.
+        let created = rows(
+            c,
+            "WITH ev AS ( \
+               INSERT INTO events (client_id, id, idempotency_key, type, data, received_at) \
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING key), \
+             dl AS ( \
+               INSERT INTO deliveries (event_key, webhook_key, state, attempts, \
+                 next_attempt_at, lease_token, updated_at) \
+               SELECT ev.key, t.w, 0, 0, t.at, \
+                 CASE WHEN t.leased THEN nextval('lease_tokens') END, $6 \
+               FROM ev, unnest($7::bigint[], $8::bigint[], $9::bool[]) AS t(w, at, leased) \
+               RETURNING key, webhook_key, lease_token) \
+             SELECT ev.key, dl.key, dl.webhook_key, dl.lease_token FROM ev LEFT JOIN dl ON TRUE",
+            &[
+                &client_id,
+                &event.id,
+                &event.idempotency_key,
+                &event.event_type,
+                &event.data.as_str(),
+                &event.now_ms,
+                &webhook_keys,
+                &next_at,
+                &leased,
+            ],
+        )
+        .await?;
+        if created.is_empty() {
+            let existing = find_existing_event(c, client_id, event)
+                .await?
+                .ok_or_else(|| StoreError::Database(format!("event id {} is taken", event.id)))?;
+            out.published.push(Published::Existing { event: existing });
+            continue;
+        }
+        out.due_unclaimed |= unclaimed;
+        let record = EventRecord {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            data: event.data.clone(),
+            created: event.now_ms.div_euclid(1000),
+            received_at_ms: event.now_ms,
+        };
+        for created in &created {
+            let Some(lease_token) = created.try_get::<_, Option<i64>>(3)? else {
+                continue;
+            };
+            let webhook_key: i64 = created.try_get(2)?;
+            let Some(subscriber) = matching.iter().find(|s| s.key == webhook_key) else {
+                continue;
+            };
+            out.leased.push(ClaimedDelivery {
+                delivery_key: created.try_get(1)?,
+                lease_token,
+                attempt_number: 1,
+                webhook_key,
+                webhook_id: subscriber.id.clone(),
+                url: subscriber.url.clone(),
+                format: subscriber.format,
+                signature_header: subscriber.signature_header.clone(),
+                secret: subscriber.secret.clone(),
+                event: record.clone(),
+            });
         }
         out.published.push(Published::New {
             event: record,
@@ -682,12 +688,15 @@ pub(super) async fn claim_due(
              SELECT d.key FROM deliveries d \
              WHERE d.webhook_key = h.key AND d.state = 0 AND d.next_attempt_at <= $1 \
              ORDER BY d.next_attempt_at LIMIT h.room FOR UPDATE SKIP LOCKED) due \
-           LIMIT $2) \
-         UPDATE deliveries d SET next_attempt_at = $6, lease_token = nextval('lease_tokens') \
-         FROM picked p, webhooks w, events e \
-         WHERE d.key = p.key AND w.key = d.webhook_key AND e.key = d.event_key \
-         RETURNING d.key, d.lease_token, d.attempts, d.webhook_key, w.id, w.url, w.format, \
-           w.signature_header, w.secret, e.id, e.type, e.data, e.received_at",
+           LIMIT $2), \
+         leased AS ( \
+           UPDATE deliveries d SET next_attempt_at = $6, lease_token = nextval('lease_tokens') \
+           WHERE d.key = ANY(ARRAY(SELECT key FROM picked)) \
+           RETURNING d.key, d.lease_token, d.attempts, d.webhook_key, d.event_key) \
+         SELECT l.key, l.lease_token, l.attempts, l.webhook_key, w.id, w.url, w.format, \
+           w.signature_header, w.secret, e.id, e.type, e.data, e.received_at \
+         FROM leased l JOIN webhooks w ON w.key = l.webhook_key \
+           JOIN events e ON e.key = l.event_key",
         &[
             &claim.now_ms,
             &count(claim.limit),
@@ -724,6 +733,12 @@ pub(super) async fn claim_due(
         .collect()
 }
 
+/// Wakes every node's dispatcher (delivered at commit when sent inside a transaction).
+pub(super) async fn notify_due(c: &impl GenericClient, channel: &str) -> Result<(), StoreError> {
+    execute(c, "SELECT pg_notify($1, '')", &[&channel]).await?;
+    Ok(())
+}
+
 pub(super) async fn next_due_at(c: &impl GenericClient) -> Result<Option<i64>, StoreError> {
     let found = row(
         c,
@@ -746,7 +761,7 @@ fn state_code(state: DeliveryState) -> i16 {
 pub(super) async fn record_attempts(
     c: &impl GenericClient,
     attempts: &[FinishedAttempt],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<HashSet<i64>, StoreError> {
     let n = attempts.len();
     let mut ids = Vec::with_capacity(n);
     let mut delivery_keys = Vec::with_capacity(n);

@@ -95,7 +95,8 @@ impl SqliteStore {
         }
         let lease_tokens = Arc::new(AtomicI64::new(queries::first_lease_token(&conn, now_ms())?));
         let due_index = DueIndex::load(&conn)?;
-        let next_due = Arc::new(AtomicI64::new(i64::MAX));
+        // Known before the writer thread runs, so `next_due_at` is right from the start.
+        let next_due = Arc::new(AtomicI64::new(due_index.earliest().unwrap_or(i64::MAX)));
         let due = Arc::new(Notify::new());
         let readers = ReadPool::open(path, READERS)?;
         let handoff = HandoffSlot::default();

@@ -1,14 +1,15 @@
-//! Durability: what a publish acknowledged is in the file when the store is opened again,
-//! with the event data byte for byte as it was stored (receivers verify signatures over it).
+//! Durability: what a publish acknowledged is in the database when the store is opened
+//! again, with the event data byte for byte as it was stored (receivers verify signatures
+//! over it).
 
-use hookd_store::Store;
 use hookd_store::model::{DeliveryState, EventQuery, NewEvent, PageRequest, Published};
+use hookd_testkit::{Backend, backend_tests};
 
-use super::{T0, add_client, add_webhook, claim, claim_at, db_path, json, new_deliveries, open};
+use super::{T0, TestStore, add_client, add_webhook, claim, claim_at, json, new_deliveries};
 
-#[tokio::test]
-async fn a_published_event_and_its_deliveries_survive_a_reopen_byte_for_byte() {
-    let (_dir, path) = db_path();
+backend_tests!(a_published_event_and_its_deliveries_survive_a_reopen_byte_for_byte);
+
+async fn a_published_event_and_its_deliveries_survive_a_reopen_byte_for_byte(backend: Backend) {
     let data = json(
         r#"{ "amount": 10000.50, "note": "caf\u00e9 \"quoted\" \\ \n\t\u0001 ü 🦀",
              "10": [1e2, -0, 0.1, 1e-7], "nested": {"z": true, "a": null, "1": "one"} }"#,
@@ -24,20 +25,17 @@ async fn a_published_event_and_its_deliveries_survive_a_reopen_byte_for_byte() {
         now_ms: T0,
         first_attempt_at_ms,
     };
-    {
-        let store = open(&path);
-        add_client(&store, "cl_a").await;
-        add_webhook(&store, "cl_a", "wh_1", &["*"]).await;
-        add_webhook(&store, "cl_a", "wh_2", &["payout_request.*"]).await;
-        let published = store
-            .publish_events("cl_a", vec![new_event.clone()])
-            .await
-            .unwrap();
-        assert_eq!(new_deliveries(&published[0]), 2);
-        // Dropped without any shutdown call, right after the acknowledgement.
-    }
-
-    let store = open(&path);
+    let store = TestStore::new(backend).await;
+    add_client(&*store, "cl_a").await;
+    add_webhook(&*store, "cl_a", "wh_1", &["*"]).await;
+    add_webhook(&*store, "cl_a", "wh_2", &["payout_request.*"]).await;
+    let published = store
+        .publish_events("cl_a", vec![new_event.clone()])
+        .await
+        .unwrap();
+    assert_eq!(new_deliveries(&published[0]), 2);
+    // Closed without any shutdown call, right after the acknowledgement.
+    let store = store.reopen().await;
     let detail = store.get_event("cl_a", "order-1").await.unwrap().unwrap();
     assert_eq!(detail.event.data.as_str(), stored_text);
     assert_eq!(detail.event.data, data);
@@ -75,11 +73,11 @@ async fn a_published_event_and_its_deliveries_survive_a_reopen_byte_for_byte() {
 
     // Due at its first attempt time, not before, carrying the same bytes.
     assert!(
-        claim(&store, claim_at(first_attempt_at_ms - 1, 100))
+        claim(&*store, claim_at(first_attempt_at_ms - 1, 100))
             .await
             .is_empty()
     );
-    let claimed = claim(&store, claim_at(first_attempt_at_ms, 100)).await;
+    let claimed = claim(&*store, claim_at(first_attempt_at_ms, 100)).await;
     assert_eq!(claimed.len(), 2);
     for c in &claimed {
         assert_eq!(c.event.id, "order-1");

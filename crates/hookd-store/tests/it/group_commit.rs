@@ -1,28 +1,36 @@
-//! The group-commit writer under concurrency: many writes in flight at once all commit and
-//! read back in order, and one failing write in a group undoes only itself.
+//! Writes under concurrency (on SQLite, through the group-commit writer): many writes in
+//! flight at once all commit and read back in order, and one failing write in a group
+//! undoes only itself.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookd_store::StoreError;
 use hookd_store::model::{
     EventQuery, NewClient, NewEventType, PageRequest, Published, WebhookRecord,
 };
-use hookd_store::{Store, StoreError};
+use hookd_testkit::{Backend, backend_tests};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{T0, add_client, add_webhook, claim, claim_at, db_path, event, open, webhook};
+use super::{T0, TestStore, add_client, add_webhook, claim, claim_at, event, webhook};
+
+backend_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    concurrent_publishes_all_commit_and_list_newest_first,
+    a_failing_write_undoes_only_itself,
+);
+backend_tests!(a_cursor_the_store_did_not_hand_out_is_refused);
 
 const TASKS: usize = 200;
 /// The second half of the tasks starts publishing once the first half has committed, so
 /// every event of the second half is newer than every event of the first.
 const HALF: usize = TASKS / 2;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_publishes_all_commit_and_list_newest_first() {
-    let (_dir, path) = db_path();
-    let store = Arc::new(open(&path));
+async fn concurrent_publishes_all_commit_and_list_newest_first(backend: Backend) {
+    let database = TestStore::new(backend).await;
+    let store = database.shared();
     add_client(&*store, "cl_a").await;
     add_webhook(&*store, "cl_a", "wh_1", &["*"]).await;
 
@@ -107,11 +115,9 @@ async fn concurrent_publishes_all_commit_and_list_newest_first() {
     assert!(claim(&*store, claim_at(T0 + 1_000, 100)).await.is_empty());
 }
 
-#[tokio::test]
-async fn a_cursor_the_store_did_not_hand_out_is_refused() {
-    let (_dir, path) = db_path();
-    let store = open(&path);
-    add_client(&store, "cl_a").await;
+async fn a_cursor_the_store_did_not_hand_out_is_refused(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    add_client(&*store, "cl_a").await;
     for bad in ["", "k", "kabc", "garbage", "12"] {
         let page = PageRequest {
             limit: 10,
@@ -140,12 +146,10 @@ fn event_type(name: &str) -> NewEventType {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_write_undoes_only_itself() {
-    let (_dir, path) = db_path();
-    let store = open(&path);
-    add_client(&store, "cl_a").await;
-    add_webhook(&store, "cl_a", "wh_1", &["*"]).await;
+async fn a_failing_write_undoes_only_itself(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    add_client(&*store, "cl_a").await;
+    add_webhook(&*store, "cl_a", "wh_1", &["*"]).await;
     store
         .publish_events("cl_a", vec![event("evt_taken", "invoice.paid", T0)])
         .await
@@ -182,16 +186,15 @@ async fn a_failing_write_undoes_only_itself() {
         .count();
     assert_eq!(conflicts, 1, "{dup_1:?} / {dup_2:?}");
     assert!(dup_1.is_ok() || dup_2.is_ok());
-    assert!(failing_publish.is_err());
+    assert!(failing_publish.is_err(), "{failing_publish:?}");
     voided.unwrap();
     created.unwrap();
     published.unwrap();
     let _: WebhookRecord = new_webhook.unwrap();
     new_client.unwrap();
 
-    // Read back from a fresh store on the same file: everything else was committed.
-    drop(store);
-    let store = open(&path);
+    // Read back from a fresh store on the same database: everything else was committed.
+    let store = store.reopen().await;
     let names: Vec<String> = store
         .list_event_types("cl_a")
         .await
@@ -224,7 +227,7 @@ async fn a_failing_write_undoes_only_itself() {
         .collect();
     events.sort();
     assert_eq!(events, ["evt_ok", "evt_taken"]);
-    let claimed = claim(&store, claim_at(T0, 1_000)).await;
+    let claimed = claim(&*store, claim_at(T0, 1_000)).await;
     assert!(!claimed.is_empty());
     assert!(claimed.iter().all(|c| c.event.id != "evt_rolled_back"));
 }

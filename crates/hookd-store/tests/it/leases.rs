@@ -1,26 +1,35 @@
 //! Leases and retries: a claimed delivery stays invisible until its lease ends, only the
 //! current lease holder's verdict moves a delivery on, a retry is due at its time, and a
 //! restarted server (`open_for_serving`) takes back the previous run's leases at once.
+//!
+//! The `open_for_serving` tests are SQLite only: its lock file makes one server per file,
+//! which is what lets a restart take back every lease. Servers sharing PostgreSQL have no
+//! such lock, and a dead server's leases run out instead.
 
+use hookd_store::StoreError;
 use hookd_store::model::{DeliveryState, NextStep};
 use hookd_store::sqlite::SqliteStore;
-use hookd_store::{Store, StoreError};
+use hookd_testkit::{Backend, backend_tests};
 
 use super::{
-    T0, add_client, add_webhook, claim, claim_at, db_path, delivery_states, event, finished, open,
-    pair, publish_one, record,
+    T0, TestStore, add_client, add_webhook, claim, claim_at, db_path, delivery_states, event,
+    finished, open, pair, publish_one, record,
 };
 
-#[tokio::test]
-async fn an_expired_lease_is_claimed_again_and_a_stale_verdict_is_only_logged() {
-    let (_dir, path) = db_path();
-    let store = open(&path);
-    add_client(&store, "cl_a").await;
-    add_webhook(&store, "cl_a", "wh_1", &["*"]).await;
-    publish_one(&store, "cl_a", event("evt_1", "payment_intent.paid", T0)).await;
+backend_tests!(
+    an_expired_lease_is_claimed_again_and_a_stale_verdict_is_only_logged,
+    a_retry_is_due_at_its_time_with_the_next_attempt_number,
+    lease_tokens_are_not_reused_after_a_reopen,
+);
+
+async fn an_expired_lease_is_claimed_again_and_a_stale_verdict_is_only_logged(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    add_client(&*store, "cl_a").await;
+    add_webhook(&*store, "cl_a", "wh_1", &["*"]).await;
+    publish_one(&*store, "cl_a", event("evt_1", "payment_intent.paid", T0)).await;
 
     let lease_ms = 100;
-    let first = claim(&store, claim_at(T0, lease_ms)).await;
+    let first = claim(&*store, claim_at(T0, lease_ms)).await;
     assert_eq!(first.len(), 1);
     let first = &first[0];
     assert_eq!(first.attempt_number, 1);
@@ -28,15 +37,15 @@ async fn an_expired_lease_is_claimed_again_and_a_stale_verdict_is_only_logged() 
     assert_eq!(first.event.id, "evt_1");
 
     // Leased: invisible until the lease ends.
-    assert!(claim(&store, claim_at(T0, lease_ms)).await.is_empty());
+    assert!(claim(&*store, claim_at(T0, lease_ms)).await.is_empty());
     assert!(
-        claim(&store, claim_at(T0 + lease_ms - 1, lease_ms))
+        claim(&*store, claim_at(T0 + lease_ms - 1, lease_ms))
             .await
             .is_empty()
     );
 
     // The worker "crashed": after the lease the same delivery is due again, under a new token.
-    let second = claim(&store, claim_at(T0 + lease_ms + 1, lease_ms)).await;
+    let second = claim(&*store, claim_at(T0 + lease_ms + 1, lease_ms)).await;
     assert_eq!(second.len(), 1);
     let second = &second[0];
     assert_eq!(second.delivery_key, first.delivery_key);
@@ -54,13 +63,13 @@ async fn an_expired_lease_is_claimed_again_and_a_stale_verdict_is_only_logged() 
         Some(200),
         NextStep::Succeeded,
     );
-    record(&store, stale).await;
+    record(&*store, stale).await;
     let (_, attempts) = store.list_attempts("cl_a", "evt_1").await.unwrap().unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].webhook_id, "wh_1");
     assert_eq!(attempts[0].response_status, Some(200));
     assert_eq!(
-        delivery_states(&store, "cl_a", "evt_1").await,
+        delivery_states(&*store, "cl_a", "evt_1").await,
         vec![pair("wh_1", DeliveryState::Pending)]
     );
 
@@ -72,9 +81,9 @@ async fn an_expired_lease_is_claimed_again_and_a_stale_verdict_is_only_logged() 
         Some(204),
         NextStep::Succeeded,
     );
-    record(&store, current).await;
+    record(&*store, current).await;
     assert_eq!(
-        delivery_states(&store, "cl_a", "evt_1").await,
+        delivery_states(&*store, "cl_a", "evt_1").await,
         vec![pair("wh_1", DeliveryState::Succeeded)]
     );
     let detail = store.get_event("cl_a", "evt_1").await.unwrap().unwrap();
@@ -86,22 +95,20 @@ async fn an_expired_lease_is_claimed_again_and_a_stale_verdict_is_only_logged() 
 
     // Done for good: never claimed again, nothing due.
     assert!(
-        claim(&store, claim_at(T0 + 1_000_000, 100))
+        claim(&*store, claim_at(T0 + 1_000_000, 100))
             .await
             .is_empty()
     );
     assert_eq!(store.next_due_at().await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn a_retry_is_due_at_its_time_with_the_next_attempt_number() {
-    let (_dir, path) = db_path();
-    let store = open(&path);
-    add_client(&store, "cl_a").await;
-    add_webhook(&store, "cl_a", "wh_1", &["*"]).await;
-    publish_one(&store, "cl_a", event("evt_1", "payment_intent.paid", T0)).await;
+async fn a_retry_is_due_at_its_time_with_the_next_attempt_number(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    add_client(&*store, "cl_a").await;
+    add_webhook(&*store, "cl_a", "wh_1", &["*"]).await;
+    publish_one(&*store, "cl_a", event("evt_1", "payment_intent.paid", T0)).await;
 
-    let claimed = claim(&store, claim_at(T0, 100)).await;
+    let claimed = claim(&*store, claim_at(T0, 100)).await;
     assert_eq!(claimed.len(), 1);
     let claimed = &claimed[0];
     let retry_at = T0 + 5_000;
@@ -112,7 +119,7 @@ async fn a_retry_is_due_at_its_time_with_the_next_attempt_number() {
         Some(503),
         NextStep::RetryAt { at_ms: retry_at },
     );
-    record(&store, attempt).await;
+    record(&*store, attempt).await;
 
     let detail = store.get_event("cl_a", "evt_1").await.unwrap().unwrap();
     let delivery = &detail.deliveries[0];
@@ -123,16 +130,17 @@ async fn a_retry_is_due_at_its_time_with_the_next_attempt_number() {
     assert_eq!(store.next_due_at().await.unwrap(), Some(retry_at));
 
     // Not before its time (even though the lease it had is long over).
-    assert!(claim(&store, claim_at(retry_at - 1, 100)).await.is_empty());
+    assert!(claim(&*store, claim_at(retry_at - 1, 100)).await.is_empty());
     assert_eq!(store.next_due_at().await.unwrap(), Some(retry_at));
 
-    let again = claim(&store, claim_at(retry_at, 100)).await;
+    let again = claim(&*store, claim_at(retry_at, 100)).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery_key, claimed.delivery_key);
     assert_eq!(again[0].attempt_number, 2);
     assert_ne!(again[0].lease_token, claimed.lease_token);
 }
 
+/// SQLite only (see the module notes).
 #[tokio::test]
 async fn open_for_serving_takes_back_the_leases_of_a_previous_run() {
     let (_dir, path) = db_path();
@@ -190,17 +198,15 @@ async fn open_for_serving_takes_back_the_leases_of_a_previous_run() {
 
 /// Regression: tokens restarted from the highest one still held, so after a reopen a
 /// finished delivery's old token could be handed out again.
-#[tokio::test]
-async fn lease_tokens_are_not_reused_after_a_reopen() {
-    let (_dir, path) = db_path();
-    let store = open(&path);
-    add_client(&store, "cl_a").await;
-    add_webhook(&store, "cl_a", "wh_1", &["*"]).await;
-    publish_one(&store, "cl_a", event("evt_1", "payment_intent.paid", T0)).await;
-    let first = claim(&store, claim_at(T0, 100)).await.remove(0);
+async fn lease_tokens_are_not_reused_after_a_reopen(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    add_client(&*store, "cl_a").await;
+    add_webhook(&*store, "cl_a", "wh_1", &["*"]).await;
+    publish_one(&*store, "cl_a", event("evt_1", "payment_intent.paid", T0)).await;
+    let first = claim(&*store, claim_at(T0, 100)).await.remove(0);
     let retry_at = T0 + 10;
     record(
-        &store,
+        &*store,
         finished(
             &first,
             first.lease_token,
@@ -210,14 +216,14 @@ async fn lease_tokens_are_not_reused_after_a_reopen() {
         ),
     )
     .await;
-    drop(store);
-    let store = open(&path);
-    let second = claim(&store, claim_at(retry_at, 100)).await.remove(0);
+    let store = store.reopen().await;
+    let second = claim(&*store, claim_at(retry_at, 100)).await.remove(0);
     assert_eq!(second.delivery_key, first.delivery_key);
     assert_ne!(second.lease_token, first.lease_token);
 }
 
-/// Two databases in one directory that differ only in extension have separate serve locks.
+/// Two databases in one directory that differ only in extension have separate serve locks
+/// (SQLite only: file locks).
 #[tokio::test]
 async fn serve_locks_are_per_database_file() {
     let (dir, path) = db_path();

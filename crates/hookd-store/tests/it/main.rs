@@ -1,5 +1,11 @@
-//! Integration tests of hookd-store's SQLite backend, through the public `Store` trait and
-//! the `SqliteStore` constructors only, on real database files in temporary directories.
+//! Integration tests of hookd-store's backends, through the public `Store` trait and the
+//! backends' constructors only, on real databases: SQLite files in temporary directories
+//! and PostgreSQL schemas.
+//!
+//! Behavioural tests run once per backend (`backend_tests!`): `name::sqlite` and
+//! `name::postgres`, the latter on a fresh schema of `HOOKD_TEST_POSTGRES_URL` (skipped
+//! when that is unset, except under `CI=true`). Plain `#[tokio::test]`s are about the
+//! SQLite backend itself and say why.
 //!
 //! The store takes time as data (`now_ms`), so lease expiry and retries are simulated by
 //! passing later times, never by sleeping. One test binary for the crate; the modules
@@ -15,7 +21,9 @@ mod handoff;
 mod leases;
 mod tenancy;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::json::{CanonicalJson, JsonLimits};
@@ -24,7 +32,10 @@ use hookd_store::model::{
     ClaimRequest, ClaimedDelivery, DeliveryState, FinishedAttempt, NewClient, NewEvent, NewWebhook,
     NextStep, Published, WebhookRecord,
 };
+use hookd_store::postgres::PostgresStore;
 use hookd_store::sqlite::SqliteStore;
+use hookd_testkit::Backend;
+use hookd_testkit::postgres::TestSchema;
 use tempfile::TempDir;
 
 /// The "current time" most tests start at, in unix ms.
@@ -39,6 +50,70 @@ fn db_path() -> (TempDir, PathBuf) {
 
 fn open(path: &Path) -> SqliteStore {
     SqliteStore::open(path).unwrap()
+}
+
+/// A store on a fresh database of one backend; derefs to `dyn Store`. Dropping it drops
+/// the database too.
+struct TestStore {
+    /// Before `database`, so the store is closed before its database goes.
+    store: Arc<dyn Store>,
+    database: Database,
+}
+
+enum Database {
+    Sqlite { _dir: TempDir, path: PathBuf },
+    Postgres(TestSchema),
+}
+
+impl Database {
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite { path, .. } => Arc::new(open(path)),
+            Database::Postgres(schema) => {
+                Arc::new(PostgresStore::connect(schema.url()).await.unwrap())
+            }
+        }
+    }
+}
+
+impl TestStore {
+    async fn new(backend: Backend) -> TestStore {
+        let database = match backend {
+            Backend::Sqlite => {
+                let (dir, path) = db_path();
+                Database::Sqlite { _dir: dir, path }
+            }
+            Backend::Postgres => Database::Postgres(TestSchema::create().await),
+        };
+        TestStore {
+            store: database.open().await,
+            database,
+        }
+    }
+
+    /// Closes the store, then opens the same database again, as a restarted process would
+    /// (panics if the store is still shared, since then it would not be closed).
+    async fn reopen(self) -> TestStore {
+        let TestStore { store, database } = self;
+        assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
+        drop(store);
+        TestStore {
+            store: database.open().await,
+            database,
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+}
+
+impl Deref for TestStore {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &(dyn Store + 'static) {
+        &*self.store
+    }
 }
 
 async fn add_client(store: &dyn Store, id: &str) {

@@ -5,12 +5,22 @@ use serde_json::{Value, json};
 
 use hookd_testkit::receiver::Receiver;
 use hookd_testkit::server::{Credentials, delivery_status};
+use hookd_testkit::{Backend, backend_tests};
 
 use crate::start;
 
-#[tokio::test]
-async fn requests_without_valid_basic_auth_get_a_json_401() {
-    let hookd = start().await;
+backend_tests!(
+    requests_without_valid_basic_auth_get_a_json_401,
+    one_client_never_sees_another_clients_data,
+    webhooks_crud_pagination_and_secret_shown_once,
+    unknown_event_types_are_refused_with_the_valid_ones_listed,
+    bad_input_gets_the_right_4xx_never_a_5xx,
+    publishing_answers_202_and_the_same_key_never_delivers_twice,
+    batch_publish_is_all_or_nothing,
+);
+
+async fn requests_without_valid_basic_auth_get_a_json_401(backend: Backend) {
+    let hookd = start(backend).await;
     let wrong = Credentials {
         client_id: hookd.credentials.client_id.clone(),
         client_secret: "hks_wrong".to_owned(),
@@ -36,9 +46,8 @@ async fn requests_without_valid_basic_auth_get_a_json_401() {
     assert_eq!(status, 200);
 }
 
-#[tokio::test]
-async fn one_client_never_sees_another_clients_data() {
-    let hookd = start().await;
+async fn one_client_never_sees_another_clients_data(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::ok().await;
     let webhook = hookd
         .create_webhook(json!({"url": receiver.url("/a"), "events": ["*"]}))
@@ -98,9 +107,8 @@ async fn one_client_never_sees_another_clients_data() {
     assert_eq!(ours["data"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn webhooks_crud_pagination_and_secret_shown_once() {
-    let hookd = start().await;
+async fn webhooks_crud_pagination_and_secret_shown_once(backend: Backend) {
+    let hookd = start(backend).await;
     let created = hookd
         .create_webhook(json!({
             "url": "http://127.0.0.1:9/hooks",
@@ -189,9 +197,8 @@ async fn webhooks_crud_pagination_and_secret_shown_once() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
-async fn unknown_event_types_are_refused_with_the_valid_ones_listed() {
-    let hookd = start().await;
+async fn unknown_event_types_are_refused_with_the_valid_ones_listed(backend: Backend) {
+    let hookd = start(backend).await;
     for events in [json!(["payout_request.done"]), json!(["nope.*"]), json!([])] {
         let (status, body) = hookd
             .post(
@@ -277,9 +284,8 @@ async fn unknown_event_types_are_refused_with_the_valid_ones_listed() {
     hookd.publish("invoice.paid", json!({"n": 1})).await;
 }
 
-#[tokio::test]
-async fn bad_input_gets_the_right_4xx_never_a_5xx() {
-    let hookd = start().await;
+async fn bad_input_gets_the_right_4xx_never_a_5xx(backend: Backend) {
+    let hookd = start(backend).await;
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("/v2/events", b"{not json".to_vec(), 400),
         ("/v2/events", b"".to_vec(), 400),
@@ -370,9 +376,8 @@ async fn bad_input_gets_the_right_4xx_never_a_5xx() {
     );
 }
 
-#[tokio::test]
-async fn publishing_answers_202_and_the_same_key_never_delivers_twice() {
-    let hookd = start().await;
+async fn publishing_answers_202_and_the_same_key_never_delivers_twice(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::ok().await;
     hookd
         .create_webhook(json!({"url": receiver.url("/"), "events": ["payment_intent.*"]}))
@@ -437,9 +442,8 @@ async fn publishing_answers_202_and_the_same_key_never_delivers_twice() {
     assert_eq!(event["deliveries"][0]["last_response_status"], 200);
 }
 
-#[tokio::test]
-async fn batch_publish_is_all_or_nothing() {
-    let hookd = start().await;
+async fn batch_publish_is_all_or_nothing(backend: Backend) {
+    let hookd = start(backend).await;
     let (status, body) = hookd
         .post(
             "/v2/events/batch",

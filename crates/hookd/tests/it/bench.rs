@@ -1,5 +1,6 @@
 //! `hookd bench` runs end to end and reports figures; no speed is asserted, only that the
-//! instrument works (a short run of three scenarios).
+//! instrument works (a short run of three scenarios). SQLite only: it checks the
+//! instrument, not a backend.
 
 use std::process::Command;
 

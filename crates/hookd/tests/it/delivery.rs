@@ -8,12 +8,25 @@ use hookd_testkit::PATIENCE;
 use hookd_testkit::receiver::{Receiver, Reply};
 use hookd_testkit::server::{ServeOptions, delivery_status};
 use hookd_testkit::signatures::{expected_hex, expected_standard};
+use hookd_testkit::{Backend, backend_tests};
 
 use crate::{start, start_with};
 
-#[tokio::test]
-async fn typed_delivery_is_the_seed_envelope_signed_both_ways() {
-    let hookd = start().await;
+backend_tests!(
+    typed_delivery_is_the_seed_envelope_signed_both_ways,
+    event_format_uses_the_second_providers_shape_and_header,
+    failures_retry_on_the_schedule_then_give_up,
+    success_after_a_retry_stops_retrying,
+    client_errors_are_final_except_408_and_429,
+    retry_after_is_honoured_on_429,
+    gone_disables_the_webhook,
+    timeouts_redirects_and_refused_connections_are_retried,
+    attempts_log_request_and_truncated_response,
+    first_attempt_is_immediate_and_fans_out_to_every_match,
+);
+
+async fn typed_delivery_is_the_seed_envelope_signed_both_ways(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::ok().await;
     let webhook = hookd
         .create_webhook(json!({"url": receiver.url("/webhooks/nextpay"), "events": ["payout_request.completed"]}))
@@ -92,9 +105,8 @@ fn run_with_stdin(mut command: std::process::Command, stdin: &[u8]) -> std::proc
     child.wait_with_output().unwrap()
 }
 
-#[tokio::test]
-async fn event_format_uses_the_second_providers_shape_and_header() {
-    let hookd = start().await;
+async fn event_format_uses_the_second_providers_shape_and_header(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::ok().await;
     let webhook = hookd
         .create_webhook(json!({"url": receiver.url("/webhooks/wickiepay"), "events": ["payment.*", "channel.*"], "format": "event"}))
@@ -119,9 +131,8 @@ async fn event_format_uses_the_second_providers_shape_and_header() {
     assert!(got[0].header("webhook-signature").starts_with("v1,"));
 }
 
-#[tokio::test]
-async fn failures_retry_on_the_schedule_then_give_up() {
-    let hookd = start().await;
+async fn failures_retry_on_the_schedule_then_give_up(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::start(|_| Reply::Status(500)).await;
     hookd
         .create_webhook(json!({"url": receiver.url("/"), "events": ["*"]}))
@@ -154,9 +165,8 @@ async fn failures_retry_on_the_schedule_then_give_up() {
     );
 }
 
-#[tokio::test]
-async fn success_after_a_retry_stops_retrying() {
-    let hookd = start().await;
+async fn success_after_a_retry_stops_retrying(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::start(|n| Reply::Status(if n == 0 { 503 } else { 200 })).await;
     hookd
         .create_webhook(json!({"url": receiver.url("/"), "events": ["*"]}))
@@ -169,9 +179,8 @@ async fn success_after_a_retry_stops_retrying() {
     assert_eq!(receiver.requests().len(), 2);
 }
 
-#[tokio::test]
-async fn client_errors_are_final_except_408_and_429() {
-    let hookd = start().await;
+async fn client_errors_are_final_except_408_and_429(backend: Backend) {
+    let hookd = start(backend).await;
     // (status answered first, expected attempts, expected final state)
     let cases = [
         (400, 1, "failed"),
@@ -214,9 +223,8 @@ async fn client_errors_are_final_except_408_and_429() {
     }
 }
 
-#[tokio::test]
-async fn retry_after_is_honoured_on_429() {
-    let hookd = start().await;
+async fn retry_after_is_honoured_on_429(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::start(|n| {
         if n == 0 {
             Reply::Full {
@@ -242,9 +250,8 @@ async fn retry_after_is_honoured_on_429() {
     );
 }
 
-#[tokio::test]
-async fn gone_disables_the_webhook() {
-    let hookd = start().await;
+async fn gone_disables_the_webhook(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::start(|_| Reply::Status(410)).await;
     let webhook = hookd
         .create_webhook(json!({"url": receiver.url("/"), "events": ["*"]}))
@@ -265,9 +272,9 @@ async fn gone_disables_the_webhook() {
     assert_eq!(receiver.requests().len(), 1);
 }
 
-#[tokio::test]
-async fn timeouts_redirects_and_refused_connections_are_retried() {
+async fn timeouts_redirects_and_refused_connections_are_retried(backend: Backend) {
     let hookd = start_with(ServeOptions {
+        backend,
         attempt_timeout: "300ms".into(),
         ..ServeOptions::default()
     })
@@ -324,9 +331,8 @@ async fn timeouts_redirects_and_refused_connections_are_retried() {
     );
 }
 
-#[tokio::test]
-async fn attempts_log_request_and_truncated_response() {
-    let hookd = start().await;
+async fn attempts_log_request_and_truncated_response(backend: Backend) {
+    let hookd = start(backend).await;
     let receiver = Receiver::start(|_| Reply::Full {
         status: 200,
         headers: vec![("x-receiver".into(), "yes".into())],
@@ -368,10 +374,10 @@ async fn attempts_log_request_and_truncated_response() {
     assert_eq!(a["error"], serde_json::Value::Null);
 }
 
-#[tokio::test]
-async fn first_attempt_is_immediate_and_fans_out_to_every_match() {
+async fn first_attempt_is_immediate_and_fans_out_to_every_match(backend: Backend) {
     // With an hour-long poll interval, only the in-process wake-up can deliver in time.
     let hookd = start_with(ServeOptions {
+        backend,
         extra_args: vec!["--poll-interval".into(), "1h".into()],
         ..ServeOptions::default()
     })

@@ -5,15 +5,18 @@ use serde_json::json;
 use hookd_testkit::PATIENCE;
 use hookd_testkit::receiver::{Receiver, Reply};
 use hookd_testkit::server::ServeOptions;
+use hookd_testkit::{Backend, backend_tests};
 
 use crate::start_with;
 
-#[tokio::test]
-async fn a_hanging_webhook_does_not_delay_healthy_ones() {
+backend_tests!(a_hanging_webhook_does_not_delay_healthy_ones,);
+
+async fn a_hanging_webhook_does_not_delay_healthy_ones(backend: Backend) {
     // Attempts to the hanging endpoint would block for 60 s; the healthy endpoint must get
     // all of its events while they still hang. The global pool is small on purpose: without
     // the per-webhook cap the hanging webhook would take every slot.
     let hookd = start_with(ServeOptions {
+        backend,
         attempt_timeout: "60s".into(),
         extra_args: vec![
             "--max-in-flight".into(),

@@ -1,11 +1,17 @@
-//! hookd end to end: the real binary, real HTTP receivers on 127.0.0.1, real SQLite files.
+//! hookd end to end: the real binary, real HTTP receivers on 127.0.0.1, real databases.
 //! One test binary for the whole crate (see the testing notes in docs/ARCHITECTURE.md).
+//!
+//! Behavioural tests run once per backend (`backend_tests!`): `name::sqlite` and
+//! `name::postgres`, the latter on a fresh schema of `HOOKD_TEST_POSTGRES_URL` (skipped
+//! when that is unset, except under `CI=true`). Plain `#[tokio::test]`s are about SQLite
+//! itself or the CLI and say why.
 
 #![allow(clippy::unwrap_used)]
 
 mod api;
 mod bench;
 mod cli;
+mod cluster;
 mod delivery;
 mod durability;
 mod isolation;
@@ -14,14 +20,19 @@ mod seeds;
 
 use std::path::Path;
 
+use hookd_testkit::Backend;
 use hookd_testkit::server::{Hookd, ServeOptions};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_hookd"))
 }
 
-async fn start() -> Hookd {
-    Hookd::start(bin(), ServeOptions::default()).await
+async fn start(backend: Backend) -> Hookd {
+    start_with(ServeOptions {
+        backend,
+        ..ServeOptions::default()
+    })
+    .await
 }
 
 async fn start_with(options: ServeOptions) -> Hookd {

@@ -3,12 +3,15 @@
 use serde_json::json;
 
 use hookd_testkit::server::ServeOptions;
+use hookd_testkit::{Backend, backend_tests};
 
 use crate::start_with;
 
-#[tokio::test]
-async fn private_and_plain_http_targets_are_refused_by_default() {
+backend_tests!(private_and_plain_http_targets_are_refused_by_default,);
+
+async fn private_and_plain_http_targets_are_refused_by_default(backend: Backend) {
     let strict = start_with(ServeOptions {
+        backend,
         allow_private_targets: false,
         allow_http: false,
         ..ServeOptions::default()
@@ -47,6 +50,7 @@ async fn private_and_plain_http_targets_are_refused_by_default() {
     assert_eq!(status, 201, "{body}");
 
     let http_only = start_with(ServeOptions {
+        backend,
         allow_private_targets: false,
         allow_http: true,
         ..ServeOptions::default()
@@ -60,6 +64,7 @@ async fn private_and_plain_http_targets_are_refused_by_default() {
         .await;
     assert_eq!(status, 422);
     let private_only = start_with(ServeOptions {
+        backend,
         allow_private_targets: true,
         allow_http: false,
         ..ServeOptions::default()

@@ -9,15 +9,21 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use hookd_testkit::server::delivery_status;
+use hookd_testkit::{Backend, backend_tests};
 
 use crate::start;
+
+backend_tests!(
+    the_seeds_node_receivers_accept_both_formats,
+    the_seeds_python_receiver_accepts_typed_deliveries,
+);
 
 /// Seed 000 verifies the raw body; seed 003 verifies `JSON.stringify(JSON.parse(body))`.
 /// Each answers 401 on a bad signature, so a succeeded delivery proves it verified.
 const NODE_RECEIVER: &str = r#"
 const http = require('http');
 const crypto = require('crypto');
-const secrets = JSON.parse(process.argv[2]);
+const secrets = JSON.parse(process.argv[1]); // with -e, argv[1] is the first argument
 http.createServer((req, res) => {
   const chunks = [];
   req.on('data', c => chunks.push(c));
@@ -76,9 +82,14 @@ async fn spawn_receiver(program: &str, args: &[&str]) -> Option<(Child, u16)> {
             return None;
         }
     };
-    let stdout = child.stdout.take()?;
-    let line = BufReader::new(stdout).lines().next_line().await.ok()??;
-    Some((child, line.trim().parse().ok()?))
+    // Started, it must work: a receiver that dies or prints no port fails the test.
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout).lines().next_line().await.unwrap();
+    let port = line.as_deref().and_then(|l| l.trim().parse().ok());
+    let Some(port) = port else {
+        panic!("the {program} receiver printed no port: {line:?}")
+    };
+    Some((child, port))
 }
 
 /// Data that trips naive re-serialization: unicode, escapes, floats, integer-like keys.
@@ -90,9 +101,8 @@ fn tricky_data() -> serde_json::Value {
     .unwrap()
 }
 
-#[tokio::test]
-async fn the_seeds_node_receivers_accept_both_formats() {
-    let hookd = start().await;
+async fn the_seeds_node_receivers_accept_both_formats(backend: Backend) {
+    let hookd = start(backend).await;
     // Register first: the receiver needs the secrets.
     let nextpay = hookd
         .create_webhook(
@@ -133,9 +143,8 @@ async fn the_seeds_node_receivers_accept_both_formats() {
     }
 }
 
-#[tokio::test]
-async fn the_seeds_python_receiver_accepts_typed_deliveries() {
-    let hookd = start().await;
+async fn the_seeds_python_receiver_accepts_typed_deliveries(backend: Backend) {
+    let hookd = start(backend).await;
     let webhook = hookd
         .create_webhook(json!({"url": "http://127.0.0.1:9/", "events": ["*"], "enabled": false}))
         .await;
