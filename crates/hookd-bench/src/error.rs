@@ -18,6 +18,9 @@ pub enum BenchError {
     },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The benchmark's own PostgreSQL work: connecting, making and dropping schemas.
+    #[error("PostgreSQL: {0}")]
+    Database(String),
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
     #[error("HTTP to {target}: {message}")]

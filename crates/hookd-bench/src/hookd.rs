@@ -1,10 +1,10 @@
-//! hookd itself, started inside this process: the SQLite store on a fresh file, the API
-//! on 127.0.0.1:0 and (now or later) the delivery engine, all on a runtime of their own
-//! whose threads are named `hookd-…`, so their CPU time can be told apart from the
-//! load generator's and the receiver's.
+//! hookd itself, started inside this process: the store (a fresh SQLite file, or a
+//! PostgreSQL schema), the API on 127.0.0.1:0 and (now or later) the delivery engine, all
+//! on a runtime of their own whose threads are named `hookd-…`, so their CPU time can be
+//! told apart from the load generator's and the receiver's. Several of them on one
+//! PostgreSQL schema are a cluster, as several `hookd serve` processes would be.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use hookd_core::target::TargetPolicy;
 use hookd_engine::{Engine, EngineConfig};
 use hookd_store::Store;
 use hookd_store::model::NewClient;
+use hookd_store::postgres::PostgresStore;
 use hookd_store::sqlite::SqliteStore;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
@@ -26,6 +27,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::BenchError;
+use crate::database::StoreLocation;
 use crate::http_conn::basic_auth;
 
 /// Loopback receivers over plain HTTP are what the benchmark delivers to.
@@ -75,27 +77,43 @@ pub(crate) struct InProcessHookd {
     stop: watch::Sender<bool>,
     api_task: Option<JoinHandle<std::io::Result<()>>>,
     engine_task: Option<JoinHandle<()>>,
-    /// Removed (with the database) after everything else is shut down.
+    /// SQLite: removed (with the database) after everything else is shut down.
     dir: Option<TempDir>,
 }
 
 impl InProcessHookd {
-    /// Starts hookd on a fresh SQLite file in a new directory under `parent_dir`, and
-    /// creates one API client for the benchmark.
+    /// Starts hookd on a fresh store at `location` (SQLite: a new directory under it),
+    /// and creates one API client for the benchmark.
     pub(crate) async fn start(
-        parent_dir: &Path,
+        location: &StoreLocation,
         settings: &HookdSettings,
         version: &str,
     ) -> Result<InProcessHookd, BenchError> {
-        let dir = tempfile::Builder::new()
-            .prefix("hookd-bench-")
-            .tempdir_in(parent_dir)
-            .map_err(|e| {
-                BenchError::io(
-                    format!("making a directory under {}", parent_dir.display()),
-                    e,
-                )
-            })?;
+        InProcessHookd::start_with(location, settings, version, None).await
+    }
+
+    /// Starts another node on the store of a running one (PostgreSQL: the same schema),
+    /// using that node's API client (`auth`), so both serve the same webhooks.
+    pub(crate) async fn join(
+        location: &StoreLocation,
+        settings: &HookdSettings,
+        version: &str,
+        auth: HeaderValue,
+    ) -> Result<InProcessHookd, BenchError> {
+        if !matches!(location, StoreLocation::Postgres { .. }) {
+            return Err(BenchError::Other(
+                "only hookds on PostgreSQL can share a store".to_owned(),
+            ));
+        }
+        InProcessHookd::start_with(location, settings, version, Some(auth)).await
+    }
+
+    async fn start_with(
+        location: &StoreLocation,
+        settings: &HookdSettings,
+        version: &str,
+        existing_client: Option<HeaderValue>,
+    ) -> Result<InProcessHookd, BenchError> {
         let built = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("hookd-rt")
@@ -106,36 +124,40 @@ impl InProcessHookd {
         let handle = built.handle().clone();
         let runtime = HookdRuntime(Some(built));
 
-        let path = dir.path().join("hookd.db");
-        let store: Arc<dyn Store> = handle
-            .spawn_blocking(move || SqliteStore::open_for_serving(&path, now_ms()))
-            .await
-            .map_err(|e| BenchError::Other(format!("opening the store: {e}")))?
-            .map(Arc::new)?;
-
-        let secret = format!("hks_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
-        let client_store = Arc::clone(&store);
-        let client_secret = secret.clone();
-        let client = handle
-            .spawn(async move {
-                let now = now_ms();
-                client_store
-                    .create_client(NewClient {
-                        id: new_id(
-                            IdKind::Client,
-                            u64::try_from(now).unwrap_or(0),
-                            u128::from_le_bytes(random_bytes::<16>()?),
-                        ),
-                        name: "bench".to_owned(),
-                        secret_sha256: Sha256::digest(client_secret.as_bytes()).into(),
-                        now_ms: now,
-                    })
+        let (store, dir): (Arc<dyn Store>, Option<TempDir>) = match location {
+            StoreLocation::SqliteUnder(parent_dir) => {
+                let dir = tempfile::Builder::new()
+                    .prefix("hookd-bench-")
+                    .tempdir_in(parent_dir)
+                    .map_err(|e| {
+                        BenchError::io(
+                            format!("making a directory under {}", parent_dir.display()),
+                            e,
+                        )
+                    })?;
+                let path = dir.path().join("hookd.db");
+                let store = handle
+                    .spawn_blocking(move || SqliteStore::open_for_serving(&path, now_ms()))
                     .await
-                    .map_err(BenchError::from)
-            })
-            .await
-            .map_err(|e| BenchError::Other(format!("creating the client: {e}")))??;
-        let auth = basic_auth(&client.id, &secret)?;
+                    .map_err(|e| BenchError::Other(format!("opening the store: {e}")))??;
+                (Arc::new(store), Some(dir))
+            }
+            StoreLocation::Postgres { url } => {
+                // On hookd's runtime: the store's connections and its LISTEN task run
+                // there, so their CPU counts as hookd's.
+                let url = url.clone();
+                let store = handle
+                    .spawn(async move { PostgresStore::connect(&url).await })
+                    .await
+                    .map_err(|e| BenchError::Other(format!("connecting the store: {e}")))??;
+                (Arc::new(store), None)
+            }
+        };
+
+        let auth = match existing_client {
+            Some(auth) => auth,
+            None => create_client(&handle, &store).await?,
+        };
 
         let router = hookd_api::router(
             Arc::clone(&store),
@@ -179,7 +201,7 @@ impl InProcessHookd {
             stop,
             api_task: Some(api_task),
             engine_task: None,
-            dir: Some(dir),
+            dir,
         };
         if settings.engine_at_start {
             hookd.start_engine().await?;
@@ -262,7 +284,8 @@ impl InProcessHookd {
                 Err(e) => problems.push(format!("cannot stop hookd's runtime: {e}")),
             }
         }
-        // The last reference: the SQLite writer thread ends and the files close.
+        // The last reference: the SQLite writer thread ends and the files close; a
+        // PostgreSQL store's connections ended with the runtime.
         self.store = None;
         if let Some(dir) = self.dir.take()
             && let Err(e) = dir.close()
@@ -271,6 +294,36 @@ impl InProcessHookd {
         }
         problems
     }
+}
+
+/// Creates the benchmark's API client in `store` and returns its `Authorization`.
+async fn create_client(
+    handle: &tokio::runtime::Handle,
+    store: &Arc<dyn Store>,
+) -> Result<HeaderValue, BenchError> {
+    let secret = format!("hks_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
+    let client_store = Arc::clone(store);
+    let client_secret = secret.clone();
+    let client = handle
+        .spawn(async move {
+            let now = now_ms();
+            client_store
+                .create_client(NewClient {
+                    id: new_id(
+                        IdKind::Client,
+                        u64::try_from(now).unwrap_or(0),
+                        u128::from_le_bytes(random_bytes::<16>()?),
+                    ),
+                    name: "bench".to_owned(),
+                    secret_sha256: Sha256::digest(client_secret.as_bytes()).into(),
+                    now_ms: now,
+                })
+                .await
+                .map_err(BenchError::from)
+        })
+        .await
+        .map_err(|e| BenchError::Other(format!("creating the client: {e}")))??;
+    basic_auth(&client.id, &secret)
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

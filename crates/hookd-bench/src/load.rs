@@ -35,7 +35,8 @@ pub(crate) enum Pace {
 }
 
 pub(crate) struct LoadPlan {
-    pub(crate) target: SocketAddr,
+    /// Connection `n` goes to `targets[n % len]` (several hookd nodes share the load).
+    pub(crate) targets: Vec<SocketAddr>,
     pub(crate) path: String,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) connections: usize,
@@ -114,8 +115,8 @@ pub(crate) async fn run(epoch: Epoch, plan: LoadPlan) -> LoadResult {
         accepted: AtomicU64::new(0),
     });
     let mut tasks = JoinSet::new();
-    for _ in 0..connections {
-        tasks.spawn(connection_loop(Arc::clone(&shared)));
+    for n in 0..connections {
+        tasks.spawn(connection_loop(Arc::clone(&shared), n));
     }
     let mut result = LoadResult {
         accepted: 0,
@@ -149,11 +150,16 @@ pub(crate) async fn run(epoch: Epoch, plan: LoadPlan) -> LoadResult {
     result
 }
 
-async fn connection_loop(shared: Arc<Shared>) -> ConnectionStats {
+async fn connection_loop(shared: Arc<Shared>, n: usize) -> ConnectionStats {
     let plan = &shared.plan;
     let mut stats = ConnectionStats {
         latency: Some(new_histogram()),
         ..ConnectionStats::default()
+    };
+    let Some(&target) = plan.targets.get(n % plan.targets.len().max(1)) else {
+        stats.errors += 1;
+        stats.note_problem("the load plan has no target".to_owned());
+        return stats;
     };
     let mut connection: Option<HttpConnection> = None;
     loop {
@@ -183,7 +189,7 @@ async fn connection_loop(shared: Arc<Shared>) -> ConnectionStats {
         };
         let conn = match connection.as_mut() {
             Some(c) => c,
-            None => match HttpConnection::open(plan.target).await {
+            None => match HttpConnection::open(target).await {
                 Ok(c) => connection.insert(c),
                 Err(e) => {
                     stats.note_problem(e.to_string());

@@ -18,12 +18,14 @@ pub enum Scenario {
     Backlog,
     Isolation,
     RetryStorm,
+    /// Two hookd nodes on one PostgreSQL schema against one node (skipped on SQLite).
+    Cluster,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run (the ceiling first, so others can be
     /// compared to it).
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Ceiling,
         Scenario::Ingest,
         Scenario::Throughput,
@@ -32,6 +34,7 @@ impl Scenario {
         Scenario::Backlog,
         Scenario::Isolation,
         Scenario::RetryStorm,
+        Scenario::Cluster,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Scenario {
             Scenario::Backlog => "backlog",
             Scenario::Isolation => "isolation",
             Scenario::RetryStorm => "retry-storm",
+            Scenario::Cluster => "cluster",
         }
     }
 
@@ -102,36 +106,74 @@ pub enum DatabaseChoice {
     TempSqlite,
     /// A fresh SQLite file in a new directory under this one (to choose the disk).
     SqliteUnder(PathBuf),
+    /// A PostgreSQL database (libpq URL, as given): each store is a fresh schema in it,
+    /// made for the scenario and dropped (`CASCADE`) after it.
+    Postgres(String),
 }
 
 impl DatabaseChoice {
-    /// `None` or `sqlite://` for the default; `sqlite://DIR` for files under `DIR`.
-    /// PostgreSQL is refused until hookd has that backend.
+    /// `None` or `sqlite://` for the default; `sqlite://DIR` for files under `DIR`;
+    /// `postgres://…` or `postgresql://…` for fresh schemas in that database.
     pub fn parse(url: Option<&str>) -> Result<DatabaseChoice, BenchError> {
         let Some(url) = url else {
             return Ok(DatabaseChoice::TempSqlite);
         };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(BenchError::Usage(format!(
-                "database `{url}`: hookd has no PostgreSQL backend yet, so it cannot be benchmarked; use sqlite://DIR or leave --database out"
-            )));
+            let config: tokio_postgres::Config = url
+                .parse()
+                .map_err(|e| BenchError::Usage(format!("database `{}`: {e}", redact(url))))?;
+            // The bench selects each store's schema through `options` (search_path); a
+            // second `options` parameter would silently replace the caller's.
+            if config.get_options().is_some() {
+                return Err(BenchError::Usage(format!(
+                    "database `{}`: leave out `options`; the bench sets the search_path of each fresh schema itself",
+                    redact(url)
+                )));
+            }
+            return Ok(DatabaseChoice::Postgres(url.to_owned()));
         }
         match url.strip_prefix("sqlite://") {
             Some("") => Ok(DatabaseChoice::TempSqlite),
             Some(dir) => Ok(DatabaseChoice::SqliteUnder(PathBuf::from(dir))),
             None => Err(BenchError::Usage(format!(
-                "database `{url}` is not supported: use sqlite://DIR (each scenario gets a fresh file in a new directory under DIR)"
+                "database `{url}` is not supported: use sqlite://DIR (each scenario gets a fresh file in a new directory under DIR) or postgres://… (each scenario gets fresh schemas in that database)"
             ))),
         }
     }
 
-    /// The directory under which scenario directories are made.
-    pub(crate) fn parent_dir(&self) -> PathBuf {
-        match self {
-            DatabaseChoice::TempSqlite => std::env::temp_dir(),
-            DatabaseChoice::SqliteUnder(dir) => dir.clone(),
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DatabaseChoice::Postgres(_))
+    }
+}
+
+/// A libpq URL without its password, for messages: the password of `user:password@`
+/// and a `password=` parameter are replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = rest_start..rest_start + at;
+            if let Some(colon) = out[userinfo.clone()].find(':') {
+                out.replace_range(rest_start + colon + 1..userinfo.end, "***");
+            }
         }
     }
+    if let Some(query_start) = out.find('?') {
+        let (head, query) = out.split_at(query_start + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key == "password" => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
 }
 
 /// Everything a run needs. [`BenchOptions::new`] gives the defaults of `hookd bench`.
@@ -205,12 +247,37 @@ mod tests {
             Some(Scenario::ALL.to_vec())
         );
         assert!(Scenario::parse_list(&["ceiling,nope"]).is_err());
+        // `cluster` is part of all (and skipped on SQLite when it runs).
+        assert!(Scenario::ALL.contains(&Scenario::Cluster));
+        assert_eq!(
+            Scenario::parse_list(&["all"]).ok(),
+            Some(Scenario::ALL.to_vec())
+        );
+        assert_eq!(
+            Scenario::parse_list(&["cluster"]).ok(),
+            Some(vec![Scenario::Cluster])
+        );
     }
 
     #[test]
-    fn postgres_is_refused_for_now() {
-        let refused = DatabaseChoice::parse(Some("postgres://u@h/db"));
-        assert!(matches!(refused, Err(BenchError::Usage(m)) if m.contains("PostgreSQL")));
+    fn database_urls_parse() {
+        for url in [
+            "postgres://u@h/db",
+            "postgresql://u:pw@h:5433/db?sslmode=disable",
+        ] {
+            assert_eq!(
+                DatabaseChoice::parse(Some(url)).ok(),
+                Some(DatabaseChoice::Postgres(url.to_owned()))
+            );
+        }
+        let own_options = DatabaseChoice::parse(Some("postgres://u@h/db?options=-c%20a%3Db"));
+        assert!(matches!(own_options, Err(BenchError::Usage(m)) if m.contains("options")));
+        let bad = DatabaseChoice::parse(Some("postgres://u@h/db?nonsense=1"));
+        assert!(matches!(bad, Err(BenchError::Usage(_))));
+        assert!(matches!(
+            DatabaseChoice::parse(Some("mysql://h/db")),
+            Err(BenchError::Usage(_))
+        ));
         assert_eq!(
             DatabaseChoice::parse(Some("sqlite:///var/tmp")).ok(),
             Some(DatabaseChoice::SqliteUnder(PathBuf::from("/var/tmp")))
@@ -218,6 +285,19 @@ mod tests {
         assert_eq!(
             DatabaseChoice::parse(None).ok(),
             Some(DatabaseChoice::TempSqlite)
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db?password=also&sslmode=disable"),
+            "postgres://u:***@h:5432/db?password=***&sslmode=disable"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgres:///db?host=/run/pg"),
+            "postgres:///db?host=/run/pg"
         );
     }
 }

@@ -21,6 +21,9 @@ pub struct Report {
     pub rss_idle_mb: Option<f64>,
     /// The `ceiling` scenario's requests/s, which `vs_ceiling` ratios divide by.
     pub ceiling_per_s: Option<f64>,
+    /// PostgreSQL: every schema this run created (`hookd_bench_…`), each dropped when its
+    /// scenario was over unless a note says otherwise. Empty on SQLite.
+    pub database_schemas: Vec<String>,
     pub scenarios: Vec<ScenarioReport>,
 }
 
@@ -33,6 +36,8 @@ pub enum Status {
     Incomplete,
     /// The scenario could not run to the end; figures may be missing.
     Failed,
+    /// The scenario does not apply here (`problem` says why); nothing was measured.
+    Skipped,
 }
 
 /// One scenario's figures.
@@ -106,6 +111,12 @@ impl ScenarioReport {
         } else {
             self.notes.push(reason.into());
         }
+    }
+
+    /// Marks the scenario as not applicable here.
+    pub(crate) fn skip(&mut self, reason: impl Into<String>) {
+        self.status = Status::Skipped;
+        self.problem = Some(reason.into());
     }
 
     pub(crate) fn fail(&mut self, reason: impl Into<String>) {
@@ -300,6 +311,44 @@ fn format_value(value: f64, is_count: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scenario(name: &str) -> ScenarioReport {
+        ScenarioReport::new(name)
+    }
+
+    #[test]
+    fn skipped_scenarios_show_why() {
+        let mut skipped = scenario("cluster");
+        skipped.skip("needs PostgreSQL: one SQLite file has one server");
+        let mut measured = scenario("throughput");
+        measured.rate("deliveries end to end", 1234.0, "del/s");
+        let report = Report {
+            machine: MachineFacts {
+                cores: 2,
+                cpu_model: "test".to_owned(),
+                memory_total_mb: None,
+                kernel: None,
+                build_profile: "debug",
+                hookd_version: "0".to_owned(),
+                database: "SQLite".to_owned(),
+            },
+            duration_s: 1.0,
+            connections: 1,
+            backlog_size: 1,
+            rss_before_hookd_mb: None,
+            rss_idle_mb: None,
+            ceiling_per_s: None,
+            database_schemas: Vec::new(),
+            scenarios: vec![measured, skipped],
+        };
+        let table = report.to_table();
+        assert!(table.contains("cluster     SKIPPED"), "{table}");
+        assert!(
+            table.contains("cluster: needs PostgreSQL: one SQLite file has one server"),
+            "{table}"
+        );
+        assert!(report.to_json().contains(r#""status": "skipped""#));
+    }
 
     #[test]
     fn values_read_well() {

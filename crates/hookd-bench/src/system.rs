@@ -1,6 +1,6 @@
 //! What the operating system tells about this process and machine: CPU time of hookd's
-//! threads, resident memory, and the machine's facts. Linux `/proc` only; elsewhere the
-//! figures are simply missing.
+//! threads (and of a local PostgreSQL server's processes), resident memory, and the
+//! machine's facts. Linux `/proc` only; elsewhere the figures are simply missing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,10 +25,47 @@ pub(crate) struct ThreadCpu(BTreeMap<u32, (String, u64)>);
 /// hookd's CPU time over a stretch of the run.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct CpuUse {
-    /// All of hookd's threads.
+    /// All of hookd's threads (every in-process node's).
     pub(crate) seconds: f64,
-    /// The SQLite writer thread alone.
-    pub(crate) writer_seconds: f64,
+    /// The SQLite writer thread alone; `None` on PostgreSQL.
+    pub(crate) writer_seconds: Option<f64>,
+    /// The PostgreSQL server's processes (another program, so never in `seconds`);
+    /// `None` on SQLite or when the server's processes are not visible here.
+    pub(crate) server_seconds: Option<f64>,
+}
+
+/// What [`CpuUse`] is computed from: hookd's threads, and the database server's
+/// processes if there is one to read.
+#[derive(Clone, Debug)]
+pub(crate) struct CpuSnapshot {
+    threads: ThreadCpu,
+    sqlite: bool,
+    server_ticks: Option<u64>,
+}
+
+impl CpuSnapshot {
+    /// `postmaster`: the local PostgreSQL server to count as well; `sqlite`: whether the
+    /// store is SQLite (whose writer thread is shown apart).
+    pub(crate) fn take(sqlite: bool, postmaster: Option<u32>) -> CpuSnapshot {
+        CpuSnapshot {
+            threads: ThreadCpu::snapshot(),
+            sqlite,
+            server_ticks: postmaster.and_then(process_tree_ticks),
+        }
+    }
+
+    pub(crate) fn since(&self, earlier: &CpuSnapshot) -> CpuUse {
+        let (seconds, writer_seconds) = self.threads.since(&earlier.threads);
+        let server_seconds = match (self.server_ticks, earlier.server_ticks) {
+            (Some(now), Some(before)) => Some(now.saturating_sub(before) as f64 / TICKS_PER_SECOND),
+            _ => None,
+        };
+        CpuUse {
+            seconds,
+            writer_seconds: self.sqlite.then_some(writer_seconds),
+            server_seconds,
+        }
+    }
 }
 
 impl ThreadCpu {
@@ -63,10 +100,10 @@ impl ThreadCpu {
         ThreadCpu(ticks)
     }
 
-    /// CPU seconds hookd's threads used since `earlier`. Threads that started since count
-    /// in full; threads that ended since are lost, which is why hookd's runtime keeps its
-    /// idle threads alive for the whole run.
-    pub(crate) fn since(&self, earlier: &ThreadCpu) -> CpuUse {
+    /// CPU seconds hookd's threads used since `earlier`, all and the SQLite writer's.
+    /// Threads that started since count in full; threads that ended since are lost, which
+    /// is why hookd's runtime keeps its idle threads alive for the whole run.
+    fn since(&self, earlier: &ThreadCpu) -> (f64, f64) {
         let mut all = 0;
         let mut writer = 0;
         for (tid, (name, now)) in &self.0 {
@@ -77,25 +114,92 @@ impl ThreadCpu {
                 writer += used;
             }
         }
-        CpuUse {
-            seconds: all as f64 / TICKS_PER_SECOND,
-            writer_seconds: writer as f64 / TICKS_PER_SECOND,
-        }
+        (
+            all as f64 / TICKS_PER_SECOND,
+            writer as f64 / TICKS_PER_SECOND,
+        )
     }
 }
 
-/// The thread's name and its user + system ticks, from one `stat` line. The name sits in
-/// parentheses and may itself hold spaces or parentheses, so fields are counted from the
-/// last `)`.
+/// The thread's name and its user + system ticks, from one `stat` line.
 fn parse_stat(line: &str) -> Option<(&str, u64)> {
+    parse_stat_fields(line).map(|stat| (stat.name, stat.ticks))
+}
+
+/// The fields of a `/proc/…/stat` line this module reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat<'a> {
+    name: &'a str,
+    parent: u32,
+    /// User + system ticks of the task itself.
+    ticks: u64,
+    /// User + system ticks of its children that ended and were waited for.
+    children_ticks: u64,
+}
+
+/// The name sits in parentheses and may itself hold spaces or parentheses, so fields are
+/// counted from the last `)`.
+fn parse_stat_fields(line: &str) -> Option<Stat<'_>> {
     let open = line.find('(')?;
     let close = line.rfind(')')?;
     let name = line.get(open + 1..close)?;
-    // After the name: state (field 3) … utime (14) and stime (15).
-    let mut fields = line.get(close + 1..)?.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some((name, user + system))
+    // After the name: state (field 3), ppid (4) … utime (14), stime (15), cutime (16),
+    // cstime (17).
+    let fields: Vec<&str> = line.get(close + 1..)?.split_whitespace().take(15).collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let parent = u32::try_from(number(1)?).ok()?;
+    let ticks = number(11)? + number(12)?;
+    let children_ticks = number(13).unwrap_or(0) + number(14).unwrap_or(0);
+    Some(Stat {
+        name,
+        parent,
+        ticks,
+        children_ticks,
+    })
+}
+
+/// The postmaster of a local PostgreSQL backend (a session's `pg_backend_pid()`): its
+/// parent, if both are processes named `postgres` here.
+pub(crate) fn postgres_postmaster_of(backend_pid: u32) -> Option<u32> {
+    let backend = std::fs::read_to_string(format!("/proc/{backend_pid}/stat")).ok()?;
+    let backend = parse_stat_fields(&backend)?;
+    if backend.name != "postgres" {
+        return None;
+    }
+    let parent = std::fs::read_to_string(format!("/proc/{}/stat", backend.parent)).ok()?;
+    (parse_stat_fields(&parent)?.name == "postgres").then_some(backend.parent)
+}
+
+/// CPU ticks used by a process and all its children so far: the process itself, its
+/// ended children (which the kernel adds to it once it has waited for them, as the
+/// postmaster does), and each live child with its own ended children. A child that ends
+/// between two readings is counted once either way.
+pub(crate) fn process_tree_ticks(root: u32) -> Option<u64> {
+    let mut total = 0;
+    let entries = std::fs::read_dir("/proc").ok()?;
+    // Children first: one that ends meanwhile moves into the root's figure, read last,
+    // and is then counted twice rather than lost (a few ticks at most).
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(line) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some(stat) = parse_stat_fields(&line)
+            && stat.parent == root
+            && pid != root
+        {
+            total += stat.ticks + stat.children_ticks;
+        }
+    }
+    let root = std::fs::read_to_string(format!("/proc/{root}/stat")).ok()?;
+    let root = parse_stat_fields(&root)?;
+    Some(total + root.ticks + root.children_ticks)
 }
 
 /// Resident memory of the whole process now (`VmRSS`), in bytes.
@@ -135,12 +239,13 @@ pub struct MachineFacts {
     /// `release` or `debug`: how this binary was built.
     pub build_profile: &'static str,
     pub hookd_version: String,
-    /// The store and the filesystem its files live on (fsync cost depends on it).
+    /// The store: SQLite and the filesystem its files live on (fsync cost depends on
+    /// it), or the PostgreSQL server, its version and durability settings.
     pub database: String,
 }
 
 impl MachineFacts {
-    pub(crate) fn gather(hookd_version: &str, database_dir: &Path) -> MachineFacts {
+    pub(crate) fn gather(hookd_version: &str, database: &str) -> MachineFacts {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -159,7 +264,6 @@ impl MachineFacts {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .ok()
             .map(|k| k.trim().to_owned());
-        let filesystem = filesystem_of(database_dir).unwrap_or_else(|| "unknown".to_owned());
         MachineFacts {
             cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             cpu_model,
@@ -171,16 +275,13 @@ impl MachineFacts {
                 "release"
             },
             hookd_version: hookd_version.to_owned(),
-            database: format!(
-                "SQLite (WAL, synchronous=FULL) on {filesystem}, under {}",
-                database_dir.display()
-            ),
+            database: database.to_owned(),
         }
     }
 }
 
 /// The type of the filesystem holding `dir`: the longest mount point that contains it.
-fn filesystem_of(dir: &Path) -> Option<String> {
+pub(crate) fn filesystem_of(dir: &Path) -> Option<String> {
     let dir = dir.canonicalize().ok()?;
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     mounts
@@ -208,6 +309,25 @@ mod tests {
         let odd = "7 (a) b (c) R 1 2 3 4 5 6 7 8 9 10 1 2 0";
         assert_eq!(parse_stat(odd), Some(("a) b (c", 3)));
         assert_eq!(parse_stat("garbage"), None);
+        let postgres = "2210 (postgres) S 1 2210 2210 0 -1 4194304 30183 1471311 0 126 10 99 2742 1114 20 0 1 0";
+        assert_eq!(
+            parse_stat_fields(postgres),
+            Some(Stat {
+                name: "postgres",
+                parent: 1,
+                ticks: 109,
+                children_ticks: 3856,
+            })
+        );
+    }
+
+    #[test]
+    fn this_process_tree_has_ticks_and_no_postmaster() {
+        if Path::new("/proc/self/stat").exists() {
+            let me = std::process::id();
+            assert!(process_tree_ticks(me).is_some());
+            assert_eq!(postgres_postmaster_of(me), None);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `hookd bench`: turns the flags into [`hookd_bench::BenchOptions`], runs the benchmark
 //! off the async runtime (it starts runtimes of its own), and prints the table or JSON.
-//! Exit code 2 for bad flags, 1 if a scenario could not run, 0 otherwise.
+//! Exit code 2 for bad flags, 1 if a scenario could not run, 0 otherwise (a scenario
+//! skipped because it does not apply to the chosen database is not a failure).
 
 use std::process::ExitCode;
 

@@ -106,14 +106,16 @@ pub(crate) struct VerifyArgs {
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     /// Scenarios to run, repeatable or comma-separated (default all): ceiling, ingest,
-    /// throughput, latency, fanout, backlog, isolation, retry-storm.
+    /// throughput, latency, fanout, backlog, isolation, retry-storm, cluster (PostgreSQL
+    /// only; skipped on SQLite).
     #[arg(long = "scenario", value_name = "NAME")]
     pub(crate) scenarios: Vec<String>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub(crate) json: bool,
     /// `sqlite://DIR`: each scenario gets a fresh database in a new directory under DIR
-    /// (default: the system's temporary directory).
+    /// (default: the system's temporary directory). `postgres://…`: each scenario gets
+    /// fresh schemas (`hookd_bench_…`) in that database, dropped again after it.
     #[arg(long, value_name = "URL")]
     pub(crate) database: Option<String>,
     /// How long each timed phase publishes.

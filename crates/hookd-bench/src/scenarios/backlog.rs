@@ -19,7 +19,7 @@ use crate::hookd::HookdSettings;
 use crate::load::{self, LoadPlan, Pace, per_second};
 use crate::receiver::Behaviour;
 use crate::report::ScenarioReport;
-use crate::system::{self, ThreadCpu};
+use crate::system;
 
 /// Batch calls in flight while filling.
 const FILL_CONNECTIONS: usize = 4;
@@ -102,14 +102,14 @@ async fn measure(
         );
     }
 
-    let cpu_before = ThreadCpu::snapshot();
+    let cpu_before = ctx.cpu_snapshot();
     let drain_started = Instant::now();
     let drain_started_ns = ctx.epoch.nanos_at(drain_started);
     setup.hookd.start_engine().await?;
     setup
         .await_deliveries(report, queued, phase_limit, "queued deliveries (drained)")
         .await;
-    let cpu = ThreadCpu::snapshot().since(&cpu_before);
+    let cpu = ctx.cpu_snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
     let drain_time = counts.ok_span_since(drain_started_ns);
     let drain_rate = per_second(counts.ok, drain_time);

@@ -22,7 +22,7 @@ pub(super) async fn run(
     let result = load::run(
         ctx.epoch,
         LoadPlan {
-            target: receiver.addr(),
+            targets: vec![receiver.addr()],
             path: Behaviour::Ok.path(0),
             auth: None,
             connections: ctx.options.connections,

@@ -13,7 +13,6 @@ use crate::hookd::HookdSettings;
 use crate::load::{self, Gate, Pace, per_second};
 use crate::receiver::Behaviour;
 use crate::report::ScenarioReport;
-use crate::system::ThreadCpu;
 
 const WEBHOOKS: usize = 100;
 /// Most deliveries accepted but not yet arrived while publishing.
@@ -40,7 +39,7 @@ async fn measure(
     let delivered = setup.receiver.ok_counter();
     let gate: Gate =
         Arc::new(move |accepted| accepted * WEBHOOKS as u64 <= delivered.get() + MAX_OUTSTANDING);
-    let cpu_before = ThreadCpu::snapshot();
+    let cpu_before = ctx.cpu_snapshot();
     let mut plan = setup.publish_plan(ctx, Pace::FlatOut, CONNECTIONS.min(ctx.options.connections));
     plan.gate = Some(gate);
     let published = load::run(ctx.epoch, plan).await;
@@ -56,7 +55,7 @@ async fn measure(
             "deliveries (after publishing stopped)",
         )
         .await;
-    let cpu = ThreadCpu::snapshot().since(&cpu_before);
+    let cpu = ctx.cpu_snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
     let span = counts.ok_span_since(published.started_ns);
     report.rate(

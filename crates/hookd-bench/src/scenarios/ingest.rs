@@ -12,7 +12,6 @@ use crate::api_client::batch_body;
 use crate::hookd::HookdSettings;
 use crate::load::{self, LoadPlan, Pace, per_second};
 use crate::report::ScenarioReport;
-use crate::system::ThreadCpu;
 
 /// Events per batch call (the API's maximum).
 pub(super) const BATCH_SIZE: usize = 1000;
@@ -34,13 +33,13 @@ async fn measure(
     setup: &Setup,
     report: &mut ScenarioReport,
 ) -> Result<(), BenchError> {
-    let cpu_before = ThreadCpu::snapshot();
+    let cpu_before = ctx.cpu_snapshot();
     let single = load::run(
         ctx.epoch,
         setup.publish_plan(ctx, Pace::FlatOut, ctx.options.connections),
     )
     .await;
-    let cpu = ThreadCpu::snapshot().since(&cpu_before);
+    let cpu = ctx.cpu_snapshot().since(&cpu_before);
     report.rate(
         "single: events accepted",
         single.accepted_per_second(),
@@ -50,7 +49,7 @@ async fn measure(
     write_cpu(report, "events", cpu, single.accepted, single.elapsed);
     note_load_problems(report, "single", &single);
 
-    let cpu_before = ThreadCpu::snapshot();
+    let cpu_before = ctx.cpu_snapshot();
     let batch = load::run(
         ctx.epoch,
         LoadPlan {
@@ -62,7 +61,7 @@ async fn measure(
         },
     )
     .await;
-    let cpu = ThreadCpu::snapshot().since(&cpu_before);
+    let cpu = ctx.cpu_snapshot().since(&cpu_before);
     let events = batch.accepted * BATCH_SIZE as u64;
     report.rate(
         "batch: events accepted",

@@ -7,7 +7,6 @@ use crate::hookd::HookdSettings;
 use crate::load::{self, Pace};
 use crate::receiver::Behaviour;
 use crate::report::ScenarioReport;
-use crate::system::ThreadCpu;
 
 /// Events per second of each phase.
 const RATES: [u32; 2] = [500, 2000];
@@ -32,7 +31,7 @@ async fn measure(
         let label = format!("{rate}/s");
         let delivered_before = setup.receiver.counts().ok;
         let _ = setup.receiver.take_latency();
-        let cpu_before = ThreadCpu::snapshot();
+        let cpu_before = ctx.cpu_snapshot();
         let published = load::run(
             ctx.epoch,
             setup.publish_plan(ctx, Pace::Rate(f64::from(rate)), ctx.options.connections),
@@ -55,7 +54,7 @@ async fn measure(
                 published.accepted
             ));
         }
-        let cpu = ThreadCpu::snapshot().since(&cpu_before);
+        let cpu = ctx.cpu_snapshot().since(&cpu_before);
         let delivered = setup.receiver.counts().ok - delivered_before;
         write_latency(
             report,

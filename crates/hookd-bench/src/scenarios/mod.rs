@@ -1,9 +1,10 @@
 //! The scenarios, each a module with one `run` that measures into a [`ScenarioReport`],
-//! and what they share: the run's context, a hookd + receiver + API client set-up, and
-//! how figures such as latency and CPU are written down.
+//! and what they share: the run's context, a hookd (one or more nodes) + receiver + API
+//! client set-up, and how figures such as latency and CPU are written down.
 
 mod backlog;
 mod ceiling;
+mod cluster;
 mod fanout;
 mod ingest;
 mod isolation;
@@ -11,19 +12,19 @@ mod latency;
 mod retry_storm;
 mod throughput;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use http::StatusCode;
 
 use crate::api_client::{ApiClient, event_body};
+use crate::database::Databases;
 use crate::hookd::{HookdSettings, InProcessHookd};
 use crate::latency::{Epoch, LatencySummary};
 use crate::load::{LoadPlan, LoadResult, Pace};
 use crate::receiver::{Behaviour, Receiver};
-use crate::report::ScenarioReport;
-use crate::system::{self, CpuUse};
+use crate::report::{ScenarioReport, Status};
+use crate::system::{self, CpuSnapshot, CpuUse};
 use crate::{BenchError, BenchOptions, Scenario};
 
 /// The ceiling's headline figure, which other rates are divided by.
@@ -36,8 +37,8 @@ const HANG_FOR: Duration = Duration::from_secs(120);
 pub(crate) struct Context<'a> {
     pub(crate) options: &'a BenchOptions,
     pub(crate) epoch: Epoch,
-    /// Where each scenario's database directory is made.
-    pub(crate) parent_dir: PathBuf,
+    /// Where each store is made, and what removes them after the scenario.
+    pub(crate) databases: &'a Databases,
     /// The `throughput` scenario's end-to-end deliveries/s, for `backlog` to compare with.
     pub(crate) empty_queue_delivered_per_s: Option<f64>,
 }
@@ -46,6 +47,11 @@ impl Context<'_> {
     /// How long to wait for deliveries after publishing stopped.
     pub(crate) fn drain_patience(&self) -> Duration {
         (self.options.duration * 10).max(Duration::from_secs(30))
+    }
+
+    /// CPU used so far by hookd's threads and, on a local PostgreSQL, by the server.
+    pub(crate) fn cpu_snapshot(&self) -> CpuSnapshot {
+        CpuSnapshot::take(!self.databases.is_postgres(), self.databases.postmaster())
     }
 }
 
@@ -63,9 +69,18 @@ pub(crate) async fn run(scenario: Scenario, ctx: &mut Context<'_>) -> ScenarioRe
         Scenario::Backlog => backlog::run(ctx, &mut report).await,
         Scenario::Isolation => isolation::run(ctx, &mut report).await,
         Scenario::RetryStorm => retry_storm::run(ctx, &mut report).await,
+        Scenario::Cluster => cluster::run(ctx, &mut report).await,
     };
     if let Err(e) = result {
         report.fail(e.to_string());
+    }
+    // Every store the scenario made is shut down by now (also on failure).
+    for problem in ctx.databases.drop_schemas().await {
+        report.note(problem);
+    }
+    if report.status == Status::Skipped {
+        report.seconds = started.elapsed().as_secs_f64();
+        return report;
     }
     if let Some(peak) = system::peak_rss_bytes() {
         report.metric("peak RSS (whole process)", megabytes(peak), "MB");
@@ -83,9 +98,12 @@ pub(crate) fn megabytes(bytes: u64) -> f64 {
     bytes as f64 / 1_000_000.0
 }
 
-/// A running hookd with the benchmark's receiver and an API client for set-up calls.
+/// A running hookd with the benchmark's receiver and an API client (to the first node)
+/// for set-up calls.
 pub(crate) struct Setup {
     pub(crate) hookd: InProcessHookd,
+    /// Further nodes on the same store (PostgreSQL only), sharing the client of `hookd`.
+    pub(crate) peers: Vec<InProcessHookd>,
     pub(crate) receiver: Receiver,
     pub(crate) api: ApiClient,
 }
@@ -108,32 +126,55 @@ impl Setup {
         }
     }
 
+    /// One hookd on a fresh store.
     pub(crate) async fn start(
         ctx: &Context<'_>,
         settings: &HookdSettings,
     ) -> Result<Setup, BenchError> {
+        Setup::start_nodes(ctx, settings, 1).await
+    }
+
+    /// `nodes` hookds on one fresh store (more than one needs PostgreSQL), each with
+    /// its own runtime, store connections, API and engine.
+    pub(crate) async fn start_nodes(
+        ctx: &Context<'_>,
+        settings: &HookdSettings,
+        nodes: usize,
+    ) -> Result<Setup, BenchError> {
+        let location = ctx.databases.fresh_location().await?;
         let receiver = Receiver::start(ctx.epoch, HANG_FOR).await?;
-        let hookd = match InProcessHookd::start(
-            &ctx.parent_dir,
-            settings,
-            &ctx.options.hookd_version,
-        )
-        .await
-        {
+        let version = &ctx.options.hookd_version;
+        let hookd = match InProcessHookd::start(&location, settings, version).await {
             Ok(h) => h,
             Err(e) => {
                 receiver.stop().await;
                 return Err(e);
             }
         };
+        let mut peers = Vec::new();
+        for _ in 1..nodes {
+            match InProcessHookd::join(&location, settings, version, hookd.auth().clone()).await {
+                Ok(peer) => peers.push(peer),
+                Err(e) => {
+                    for node in peers.into_iter().chain([hookd]) {
+                        let _ = node.shut_down().await;
+                    }
+                    receiver.stop().await;
+                    return Err(e);
+                }
+            }
+        }
         match ApiClient::connect(hookd.api_addr(), hookd.auth().clone()).await {
             Ok(api) => Ok(Setup {
                 hookd,
+                peers,
                 receiver,
                 api,
             }),
             Err(e) => {
-                let _ = hookd.shut_down().await;
+                for node in peers.into_iter().chain([hookd]) {
+                    let _ = node.shut_down().await;
+                }
                 receiver.stop().await;
                 Err(e)
             }
@@ -155,7 +196,8 @@ impl Setup {
         Ok(())
     }
 
-    /// Single-event publishes to this hookd.
+    /// Single-event publishes to this hookd (its connections alternating between the
+    /// nodes' APIs when there are several).
     pub(crate) fn publish_plan(
         &self,
         ctx: &Context<'_>,
@@ -163,7 +205,10 @@ impl Setup {
         connections: usize,
     ) -> LoadPlan {
         LoadPlan {
-            target: self.hookd.api_addr(),
+            targets: std::iter::once(&self.hookd)
+                .chain(&self.peers)
+                .map(InProcessHookd::api_addr)
+                .collect(),
             path: "/v2/events".to_owned(),
             auth: Some(self.hookd.auth().clone()),
             connections,
@@ -185,8 +230,15 @@ impl Setup {
                 "the receiver dropped {dropped} requests unanswered"
             ));
         }
-        for problem in self.hookd.shut_down().await {
-            report.note(format!("shutdown: {problem}"));
+        let nodes = 1 + self.peers.len();
+        for (n, node) in std::iter::once(self.hookd).chain(self.peers).enumerate() {
+            for problem in node.shut_down().await {
+                if nodes > 1 {
+                    report.note(format!("shutdown of node {}: {problem}", n + 1));
+                } else {
+                    report.note(format!("shutdown: {problem}"));
+                }
+            }
         }
         self.receiver.stop().await;
     }
@@ -215,7 +267,8 @@ pub(crate) fn write_latency_brief(
 }
 
 /// Writes hookd's CPU use: seconds per 1 000 units of work, and cores kept busy by all
-/// of hookd and by its SQLite writer thread (near 1 core, that thread is the limit).
+/// of hookd and by its SQLite writer thread (near 1 core, that thread is the limit); on
+/// a local PostgreSQL the same for the server's processes, apart from hookd's.
 pub(crate) fn write_cpu(
     report: &mut ScenarioReport,
     what: &str,
@@ -237,11 +290,29 @@ pub(crate) fn write_cpu(
             cpu.seconds / wall,
             "cores",
         );
-        report.metric(
-            format!("SQLite writer thread busy ({what})"),
-            cpu.writer_seconds / wall,
-            "cores",
-        );
+        if let Some(writer) = cpu.writer_seconds {
+            report.metric(
+                format!("SQLite writer thread busy ({what})"),
+                writer / wall,
+                "cores",
+            );
+        }
+    }
+    if let Some(server) = cpu.server_seconds {
+        if units > 0 {
+            report.metric(
+                format!("PostgreSQL server CPU per 1000 {what}"),
+                server * 1000.0 / units as f64,
+                "s",
+            );
+        }
+        if wall > 0.0 {
+            report.metric(
+                format!("PostgreSQL server CPU busy ({what})"),
+                server / wall,
+                "cores",
+            );
+        }
     }
 }
 

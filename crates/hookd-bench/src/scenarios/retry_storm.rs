@@ -12,7 +12,6 @@ use crate::hookd::HookdSettings;
 use crate::load::{self, Pace};
 use crate::receiver::{Behaviour, FlakySummary};
 use crate::report::ScenarioReport;
-use crate::system::ThreadCpu;
 
 const SCHEDULE: &str = "0s,50ms,100ms,200ms,400ms";
 /// Events per second published (open loop) for the duration.
@@ -50,7 +49,7 @@ async fn measure(
         .filter_map(|n| schedule.delay_before(n))
         .collect();
     setup.receiver.expect_schedule(&delays);
-    let cpu_before = ThreadCpu::snapshot();
+    let cpu_before = ctx.cpu_snapshot();
     let published = load::run(
         ctx.epoch,
         setup.publish_plan(ctx, Pace::Rate(RATE), ctx.options.connections),
@@ -66,7 +65,7 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(10)).await;
         summary = setup.receiver.flaky_summary(max_attempts);
     }
-    let cpu = ThreadCpu::snapshot().since(&cpu_before);
+    let cpu = ctx.cpu_snapshot().since(&cpu_before);
     if summary.finished() < published.accepted {
         report.incomplete(format!(
             "{} of {} events reached a final outcome within {patience:?}",

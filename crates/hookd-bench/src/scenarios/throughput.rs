@@ -12,7 +12,7 @@ use crate::hookd::HookdSettings;
 use crate::load::{self, Pace, per_second};
 use crate::receiver::Behaviour;
 use crate::report::ScenarioReport;
-use crate::system::{CpuUse, ThreadCpu};
+use crate::system::CpuUse;
 
 /// What one flat-out publish-and-deliver run found.
 pub(super) struct Throughput {
@@ -61,8 +61,20 @@ pub(super) async fn measure(
     duration: Duration,
     report: &mut ScenarioReport,
 ) -> Result<Throughput, BenchError> {
-    let mut setup = Setup::start(ctx, &HookdSettings::default()).await?;
-    let result = measure_on(ctx, &mut setup, duration, report).await;
+    measure_nodes(ctx, duration, 1, None, report).await
+}
+
+/// The same on `nodes` hookds sharing one fresh store, publishes spread over their APIs;
+/// `phase` names the run in the report's notes.
+pub(super) async fn measure_nodes(
+    ctx: &Context<'_>,
+    duration: Duration,
+    nodes: usize,
+    phase: Option<&str>,
+    report: &mut ScenarioReport,
+) -> Result<Throughput, BenchError> {
+    let mut setup = Setup::start_nodes(ctx, &HookdSettings::default(), nodes).await?;
+    let result = measure_on(ctx, &mut setup, duration, phase, report).await;
     setup.finish(report).await;
     result
 }
@@ -71,24 +83,30 @@ async fn measure_on(
     ctx: &Context<'_>,
     setup: &mut Setup,
     duration: Duration,
+    phase: Option<&str>,
     report: &mut ScenarioReport,
 ) -> Result<Throughput, BenchError> {
     setup.add_webhooks(Behaviour::Ok, 0, 1).await?;
-    let cpu_before = ThreadCpu::snapshot();
+    let cpu_before = ctx.cpu_snapshot();
     let mut plan = setup.publish_plan(ctx, Pace::FlatOut, ctx.options.connections);
     plan.duration = duration;
     let published = load::run(ctx.epoch, plan).await;
-    note_load_problems(report, "publishing", &published);
+    let (publishing, waited_for) = match phase {
+        None => (
+            "publishing".to_owned(),
+            "accepted events (delivered after publishing stopped)".to_owned(),
+        ),
+        Some(phase) => (
+            format!("{phase}: publishing"),
+            format!("accepted events ({phase}; delivered after publishing stopped)"),
+        ),
+    };
+    note_load_problems(report, &publishing, &published);
     let patience = ctx.drain_patience();
     setup
-        .await_deliveries(
-            report,
-            published.accepted,
-            patience,
-            "accepted events (delivered after publishing stopped)",
-        )
+        .await_deliveries(report, published.accepted, patience, &waited_for)
         .await;
-    let cpu = ThreadCpu::snapshot().since(&cpu_before);
+    let cpu = ctx.cpu_snapshot().since(&cpu_before);
     let counts = setup.receiver.counts();
     let span = counts.ok_span_since(published.started_ns);
     Ok(Throughput {
