@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod claims;
+mod cluster;
 mod durability;
 mod fanout;
 mod group_commit;

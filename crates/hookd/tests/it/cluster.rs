@@ -72,8 +72,9 @@ async fn two_nodes_share_the_work_and_attempt_each_delivery_once() {
         return;
     }
     // Small engines, so most deliveries go past the accepting node's hand-off and both
-    // nodes claim them from the shared queue.
-    let options = node_options(&["--max-in-flight", "16"]);
+    // nodes claim them from the shared queue. No polling to speak of: the other node
+    // learns of new work only through NOTIFY.
+    let options = node_options(&["--max-in-flight", "16", "--poll-interval", "1h"]);
     let a = start_with(options.clone()).await;
     let b = a.another_node(options).await;
     let receiver = Receiver::ok().await;
