@@ -2,7 +2,7 @@
 
 /// A store failure. `Conflict` is the caller's fault (a duplicate name); the rest are the
 /// server's and must never be shown to clients in detail.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} already exists")]
     Conflict(String),

@@ -15,6 +15,7 @@
 
 mod listener;
 mod migrate;
+mod publish;
 mod queries;
 
 use std::collections::HashSet;
@@ -33,9 +34,12 @@ use crate::model::{
     Page, PageRequest, Published, WebhookChanges, WebhookRecord,
 };
 use crate::{Store, StoreError};
+use publish::Publisher;
 
 /// Connections for client-facing reads and writes.
 const CLIENT_CONNECTIONS: usize = 16;
+/// Tasks storing publishes, each one batch (one commit) at a time.
+const PUBLISH_WORKERS: usize = 4;
 /// Connections for the engine's claims, outcomes and releases.
 const ENGINE_CONNECTIONS: usize = 4;
 /// How long a request waits for a connection (or for a new one to be made) before the
@@ -52,7 +56,8 @@ pub struct PostgresStore {
     /// The `NOTIFY` channel of this schema ("a delivery is due now").
     channel: String,
     due: Arc<Notify>,
-    handoff: Mutex<Option<Handoff>>,
+    handoff: Arc<Mutex<Option<Handoff>>>,
+    publisher: Publisher,
     listener: JoinHandle<()>,
 }
 
@@ -86,12 +91,20 @@ impl PostgresStore {
         let channel = notify_channel(&schema);
         let due = Arc::new(Notify::new());
         let listener = listener::spawn(config, channel.clone(), Arc::clone(&due));
+        let handoff = Arc::new(Mutex::new(None));
+        let publisher = Publisher::start(
+            clients.clone(),
+            channel.clone(),
+            Arc::clone(&handoff),
+            PUBLISH_WORKERS,
+        );
         Ok(PostgresStore {
             clients,
             engine,
             channel,
             due,
-            handoff: Mutex::new(None),
+            handoff,
+            publisher,
             listener,
         })
     }
@@ -150,45 +163,6 @@ impl PostgresStore {
         }
         Ok(())
     }
-}
-
-async fn publish(
-    pool: &Pool,
-    channel: &str,
-    handoff: Option<Handoff>,
-    client_id: &str,
-    events: &[NewEvent],
-) -> Result<Vec<Published>, StoreError> {
-    // Places in the engine's channel, reserved per delivery leased at insert.
-    let mut permits = Vec::new();
-    let lease = || {
-        let h = handoff.as_ref()?;
-        let permit = h.sender.clone().try_reserve_owned().ok()?;
-        permits.push(permit);
-        Some(h.lease_ms)
-    };
-    let mut client = pool.get().await?;
-    let outcome = if events.len() == 1 {
-        // One statement stores the event and its deliveries: no transaction needed.
-        queries::publish_events(&client, client_id, events, lease).await?
-    } else {
-        let tx = client.transaction().await?;
-        let outcome = queries::publish_events(&tx, client_id, events, lease).await?;
-        tx.commit().await?;
-        outcome
-    };
-    // Committed: the engine may start on what was leased to it.
-    for (permit, delivery) in permits.into_iter().zip(outcome.leased) {
-        permit.send(delivery);
-    }
-    if outcome.due_unclaimed {
-        // After the commit, so whichever node hears it finds the deliveries. Committed is
-        // committed: without the signal, dispatchers still find them when they poll.
-        if let Err(e) = queries::notify_due(&client, channel).await {
-            tracing::warn!("announcing due deliveries failed: {e}");
-        }
-    }
-    Ok(outcome.published)
 }
 
 impl Drop for PostgresStore {
@@ -307,15 +281,7 @@ impl Store for PostgresStore {
         client_id: &str,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Published>, StoreError> {
-        let handoff = self.handoff.lock().ok().and_then(|slot| slot.clone());
-        let pool = self.clients.clone();
-        let channel = self.channel.clone();
-        let client_id = client_id.to_owned();
-        // A task of its own: once started, a publish runs to its end and hands over what
-        // it committed even if the caller (a client that hung up) goes away meanwhile.
-        tokio::spawn(async move { publish(&pool, &channel, handoff, &client_id, &events).await })
-            .await
-            .map_err(|e| StoreError::Database(format!("publishing stopped: {e}")))?
+        self.publisher.publish(client_id, events).await
     }
 
     async fn list_events(

@@ -2,24 +2,23 @@
 //! prepared once per connection (deadpool's statement cache); batches travel as arrays
 //! (`unnest`), so a batch costs one round trip, not one per row.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use hookd_core::event_type::{EventFilter, any_matches};
+use hookd_core::event_type::EventFilter;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, DeliveryRecord, DeliveryState,
     EventDetail, EventQuery, EventRecord, EventTypeRecord, FinishedAttempt, NewClient, NewEvent,
-    NewEventType, NewWebhook, NextStep, Page, PageRequest, Published, WebhookChanges,
-    WebhookRecord,
+    NewEventType, NewWebhook, NextStep, Page, PageRequest, WebhookChanges, WebhookRecord,
 };
 use crate::{StoreError, codec};
 use deadpool_postgres::GenericClient;
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
-async fn rows(
+pub(super) async fn rows(
     c: &impl GenericClient,
     sql: &str,
     params: &Params<'_>,
@@ -346,61 +345,54 @@ fn event_from_row(row: &Row) -> Result<EventRecord, StoreError> {
 }
 
 /// An enabled webhook as fan-out and hand-off see it.
-struct Subscriber {
-    key: i64,
-    filters: Vec<EventFilter>,
-    id: String,
-    url: String,
-    format: hookd_core::envelope::EnvelopeFormat,
-    signature_header: String,
-    secret: String,
+pub(super) struct Subscriber {
+    pub(super) key: i64,
+    pub(super) filters: Vec<EventFilter>,
+    pub(super) id: String,
+    pub(super) url: String,
+    pub(super) format: hookd_core::envelope::EnvelopeFormat,
+    pub(super) signature_header: String,
+    pub(super) secret: String,
 }
 
-/// Read in the publishing transaction: another node may have changed webhooks a moment
-/// ago, so there is no cache to go stale.
-async fn load_subscribers(
+/// The enabled webhooks of each of `client_ids`. Read at every publish: another node may
+/// have changed webhooks a moment ago, so there is no cache to go stale.
+pub(super) async fn load_subscribers(
     c: &impl GenericClient,
-    client_id: &str,
-) -> Result<Vec<Subscriber>, StoreError> {
+    client_ids: &[&str],
+) -> Result<HashMap<String, Vec<Subscriber>>, StoreError> {
     let found = rows(
         c,
-        "SELECT key, events, id, url, format, signature_header, secret FROM webhooks \
-         WHERE client_id = $1 AND enabled AND deleted_at IS NULL",
-        &[&client_id],
+        "SELECT client_id, key, events, id, url, format, signature_header, secret FROM webhooks \
+         WHERE client_id = ANY($1) AND enabled AND deleted_at IS NULL",
+        &[&client_ids],
     )
     .await?;
-    found
-        .iter()
-        .map(|r| {
-            let filters: Vec<String> = serde_json::from_str(r.try_get(1)?)
-                .map_err(|e| StoreError::Corrupt(format!("webhook filters: {e}")))?;
-            let format: &str = r.try_get(4)?;
-            Ok(Subscriber {
-                key: r.try_get(0)?,
+    let mut by_client: HashMap<String, Vec<Subscriber>> = HashMap::new();
+    for r in &found {
+        let filters: Vec<String> = serde_json::from_str(r.try_get(2)?)
+            .map_err(|e| StoreError::Corrupt(format!("webhook filters: {e}")))?;
+        let format: &str = r.try_get(5)?;
+        by_client
+            .entry(r.try_get(0)?)
+            .or_default()
+            .push(Subscriber {
+                key: r.try_get(1)?,
                 filters: filters
                     .iter()
                     .map(|f| EventFilter::from_stored(f))
                     .collect(),
-                id: r.try_get(2)?,
-                url: r.try_get(3)?,
+                id: r.try_get(3)?,
+                url: r.try_get(4)?,
                 format: format.parse().map_err(StoreError::Corrupt)?,
-                signature_header: r.try_get(5)?,
-                secret: r.try_get(6)?,
-            })
-        })
-        .collect()
+                signature_header: r.try_get(6)?,
+                secret: r.try_get(7)?,
+            });
+    }
+    Ok(by_client)
 }
 
-/// What publishing produced: the answers, the deliveries leased to this node at insert
-/// (to hand over after the commit), and whether some new delivery is due now without
-/// having been leased (other nodes should hear of it).
-pub(super) struct PublishOutcome {
-    pub(super) published: Vec<Published>,
-    pub(super) leased: Vec<ClaimedDelivery>,
-    pub(super) due_unclaimed: bool,
-}
-
-async fn find_existing_event(
+pub(super) async fn find_existing_event(
     c: &impl GenericClient,
     client_id: &str,
     event: &NewEvent,
@@ -422,117 +414,6 @@ async fn find_existing_event(
         .await?
         .map(|r| event_from_row(&r))
         .transpose()
-}
-
-/// `lease` says, per matching webhook in order, how long a delivery due now may be leased
-/// to this node at insert (`None`: leave it for a claim).
-pub(super) async fn publish_events(
-    c: &impl GenericClient,
-    client_id: &str,
-    events: &[NewEvent],
-    mut lease: impl FnMut() -> Option<i64>,
-) -> Result<PublishOutcome, StoreError> {
-    let subscribers = load_subscribers(c, client_id).await?;
-    let mut out = PublishOutcome {
-        published: Vec::with_capacity(events.len()),
-        leased: Vec::new(),
-        due_unclaimed: false,
-    };
-    for event in events {
-        let due_now = event.first_attempt_at_ms <= event.now_ms;
-        let matching: Vec<&Subscriber> = subscribers
-            .iter()
-            .filter(|s| any_matches(&s.filters, &event.event_type))
-            .collect();
-        let mut webhook_keys = Vec::with_capacity(matching.len());
-        let mut next_at = Vec::with_capacity(matching.len());
-        let mut leased = Vec::with_capacity(matching.len());
-        let mut unclaimed = false;
-        for subscriber in &matching {
-            webhook_keys.push(subscriber.key);
-            match due_now.then(&mut lease).flatten() {
-                Some(lease_ms) => {
-                    next_at.push(event.now_ms.saturating_add(lease_ms));
-                    leased.push(true);
-                }
-                None => {
-                    next_at.push(event.first_attempt_at_ms);
-                    leased.push(false);
-                    unclaimed |= due_now;
-                }
-            }
-        }
-        // One statement stores the event and its deliveries. A unique index decides
-        // repeats, even between nodes publishing at the same moment: the loser waits for
-        // the winner's commit, inserts nothing (no row comes back), and reads the winner.
-        let created = rows(
-            c,
-            "WITH ev AS ( \
-               INSERT INTO events (client_id, id, idempotency_key, type, data, received_at) \
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING key), \
-             dl AS ( \
-               INSERT INTO deliveries (event_key, webhook_key, state, attempts, \
-                 next_attempt_at, lease_token, updated_at) \
-               SELECT ev.key, t.w, 0, 0, t.at, \
-                 CASE WHEN t.leased THEN nextval('lease_tokens') END, $6 \
-               FROM ev, unnest($7::bigint[], $8::bigint[], $9::bool[]) AS t(w, at, leased) \
-               RETURNING key, webhook_key, lease_token) \
-             SELECT ev.key, dl.key, dl.webhook_key, dl.lease_token FROM ev LEFT JOIN dl ON TRUE",
-            &[
-                &client_id,
-                &event.id,
-                &event.idempotency_key,
-                &event.event_type,
-                &event.data.as_str(),
-                &event.now_ms,
-                &webhook_keys,
-                &next_at,
-                &leased,
-            ],
-        )
-        .await?;
-        if created.is_empty() {
-            let existing = find_existing_event(c, client_id, event)
-                .await?
-                .ok_or_else(|| StoreError::Database(format!("event id {} is taken", event.id)))?;
-            out.published.push(Published::Existing { event: existing });
-            continue;
-        }
-        out.due_unclaimed |= unclaimed;
-        let record = EventRecord {
-            id: event.id.clone(),
-            event_type: event.event_type.clone(),
-            data: event.data.clone(),
-            created: event.now_ms.div_euclid(1000),
-            received_at_ms: event.now_ms,
-        };
-        for created in &created {
-            let Some(lease_token) = created.try_get::<_, Option<i64>>(3)? else {
-                continue;
-            };
-            let webhook_key: i64 = created.try_get(2)?;
-            let Some(subscriber) = matching.iter().find(|s| s.key == webhook_key) else {
-                continue;
-            };
-            out.leased.push(ClaimedDelivery {
-                delivery_key: created.try_get(1)?,
-                lease_token,
-                attempt_number: 1,
-                webhook_key,
-                webhook_id: subscriber.id.clone(),
-                url: subscriber.url.clone(),
-                format: subscriber.format,
-                signature_header: subscriber.signature_header.clone(),
-                secret: subscriber.secret.clone(),
-                event: record.clone(),
-            });
-        }
-        out.published.push(Published::New {
-            event: record,
-            deliveries: matching.len(),
-        });
-    }
-    Ok(out)
 }
 
 pub(super) async fn list_events(
