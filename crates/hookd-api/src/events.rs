@@ -22,7 +22,6 @@ use crate::body::read_json;
 use crate::error::ApiError;
 use crate::event_types::check_publishable;
 use crate::pagination::PageParams;
-use crate::random::fill_random;
 use crate::time::{now_ms, parse_instant, rfc3339};
 
 /// Most events in one batch.
@@ -157,18 +156,16 @@ async fn prepare(
             check_client_key(&id).map_err(|e| ApiError::invalid(format!("`id` {e}")))?;
             (id, true)
         }
-        None => {
-            let mut random = [0u8; 16];
-            fill_random(&mut random)?;
-            (
-                new_id(
-                    IdKind::Event,
-                    u64::try_from(now).unwrap_or(0),
-                    u128::from_le_bytes(random),
-                ),
-                false,
-            )
-        }
+        None => (
+            // A thread-local generator seeded from the OS: ids need uniqueness, not a
+            // system call each (secrets still come from the OS directly).
+            new_id(
+                IdKind::Event,
+                u64::try_from(now).unwrap_or(0),
+                rand::random::<u128>(),
+            ),
+            false,
+        ),
     };
     let delay = i64::try_from(state.config.first_attempt_delay.as_millis()).unwrap_or(i64::MAX);
     Ok(NewEvent {

@@ -188,11 +188,8 @@ pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// An id's randomness only avoids collisions: a thread-local generator seeded from the
+/// OS, not a system call per attempt.
 fn random_u128() -> u128 {
-    let mut bytes = [0u8; 16];
-    // An id's randomness only avoids collisions; a failing RNG falls back to the clock.
-    if getrandom::fill(&mut bytes).is_err() {
-        return u128::from(now_ms().unsigned_abs());
-    }
-    u128::from_le_bytes(bytes)
+    rand::random::<u128>()
 }
