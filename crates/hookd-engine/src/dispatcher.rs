@@ -154,8 +154,16 @@ pub(crate) async fn run(
         }
     }
 
-    // Deliveries waiting for a slot go back to the store; attempts in flight may finish
-    // and be recorded, within their timeout.
+    // Deliveries waiting for a slot, and those handed over but not yet taken, go back to
+    // the store (due now, for whoever runs next); attempts in flight may finish and be
+    // recorded, within their timeout. A closed hand-off takes no more: publishes still
+    // finishing leave their deliveries due in the store.
+    fresh.close();
+    let mut untaken = Vec::new();
+    while let Ok(delivery) = fresh.try_recv() {
+        untaken.push(delivery);
+    }
+    dispatcher.give_back(untaken).await;
     dispatcher.give_back_all_waiting().await;
     drop(dispatcher);
     let all = u32::try_from(config.max_in_flight).unwrap_or(u32::MAX);

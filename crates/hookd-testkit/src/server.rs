@@ -228,7 +228,25 @@ impl Hookd {
         }
     }
 
-    /// Starts the server again on the same database (after [`Hookd::kill`]).
+    /// SIGTERM, then waits for the process to exit (at most `patience`); its exit code.
+    pub async fn terminate(&mut self, patience: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let pid = child.id()?;
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "cannot send SIGTERM to {pid}"
+        );
+        match tokio::time::timeout(patience, child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            other => panic!("hookd did not exit within {patience:?} of SIGTERM: {other:?}"),
+        }
+    }
+
+    /// Starts the server again on the same database (after [`Hookd::kill`] or
+    /// [`Hookd::terminate`]).
     pub async fn restart(&mut self) {
         self.kill().await;
         self.spawn().await;

@@ -52,17 +52,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%address, schedule = %config.schedule, "hookd started");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let engine_task = tokio::spawn(engine.run(wait_for(stop_rx.clone())));
+    // On SIGTERM or Ctrl-C the API stops first (no new connections; requests under way
+    // finish), then the engine: publishes that were still running hand it their
+    // deliveries before it gives back what it has not started.
+    let (engine_stop_tx, engine_stop_rx) = watch::channel(false);
+    let engine_task = tokio::spawn(engine.run(wait_for(engine_stop_rx)));
     let server = hookd_api::serve(listener, api, wait_for(stop_rx));
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
-    server.await.context("serving the API")?;
+    let served = server.await.context("serving the API");
+    let _ = engine_stop_tx.send(true);
     engine_task
         .await
         .context("the delivery engine stopped abnormally")?;
+    served?;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,6 +17,7 @@ mod durability;
 mod isolation;
 mod security;
 mod seeds;
+mod shutdown;
 
 use std::path::Path;
 
