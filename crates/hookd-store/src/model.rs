@@ -98,6 +98,19 @@ pub struct NewEvent {
     pub first_attempt_at_ms: i64,
 }
 
+impl NewEvent {
+    /// The event as it reads once stored.
+    pub fn record(&self) -> EventRecord {
+        EventRecord {
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+            data: self.data.clone(),
+            created: self.now_ms.div_euclid(1000),
+            received_at_ms: self.now_ms,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EventRecord {
     pub id: String,

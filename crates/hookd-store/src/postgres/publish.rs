@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use super::Handoff;
 use super::queries::{self, Subscriber};
 use crate::StoreError;
-use crate::model::{ClaimedDelivery, EventRecord, NewEvent, Published};
+use crate::model::{ClaimedDelivery, NewEvent, Published};
 
 /// Publishes waiting for a worker; beyond this, publishing answers `Busy` (503).
 const QUEUE: usize = 16 * 1024;
@@ -304,13 +304,7 @@ async fn insert(
                 }
                 continue;
             };
-            let record = EventRecord {
-                id: event.id.clone(),
-                event_type: event.event_type.clone(),
-                data: event.data.clone(),
-                created: event.now_ms.div_euclid(1000),
-                received_at_ms: event.now_ms,
-            };
+            let record = event.record();
             for (delivery_key, webhook_key, lease_token) in deliveries.iter().flatten() {
                 let Some(lease_token) = lease_token else {
                     continue;

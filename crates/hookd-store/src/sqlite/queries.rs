@@ -428,13 +428,7 @@ pub(super) fn publish_events(
             event.now_ms
         ])?;
         let event_key = conn.last_insert_rowid();
-        let record = EventRecord {
-            id: event.id.clone(),
-            event_type: event.event_type.clone(),
-            data: event.data.clone(),
-            created: event.now_ms.div_euclid(1000),
-            received_at_ms: event.now_ms,
-        };
+        let record = event.record();
         let due_now = event.first_attempt_at_ms <= event.now_ms;
         let mut deliveries = 0;
         let mut insert = conn.prepare_cached(
