@@ -12,6 +12,22 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     body: Body,
     limit: usize,
 ) -> Result<T, ApiError> {
+    read_json_or(body, limit, None).await
+}
+
+/// Like [`read_json`], but an empty body (the request had nothing to say) is `T::default()`.
+pub(crate) async fn read_optional_json<T: DeserializeOwned + Default>(
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    read_json_or(body, limit, Some(T::default)).await
+}
+
+async fn read_json_or<T: DeserializeOwned>(
+    body: Body,
+    limit: usize,
+    when_empty: Option<fn() -> T>,
+) -> Result<T, ApiError> {
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::too_large(limit)),
@@ -22,6 +38,9 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
         }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
+        if let Some(default) = when_empty {
+            return Ok(default());
+        }
         return Err(ApiError::unparseable(
             "the request body is empty; send a JSON object",
         ));

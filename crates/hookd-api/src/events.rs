@@ -93,6 +93,7 @@ async fn publish(
             "publish returned nothing".into(),
         )));
     };
+    crate::observability::count_published([&published]);
     let replayed = matches!(published, Published::Existing { .. });
     let mut response =
         (StatusCode::ACCEPTED, Json(Accepted::of(published.event()))).into_response();
@@ -129,6 +130,7 @@ async fn publish_batch(
         events.push(prepared);
     }
     let published = state.store.publish_events(&client.id, events).await?;
+    crate::observability::count_published(&published);
     let data: Vec<Accepted> = published.iter().map(|p| Accepted::of(p.event())).collect();
     Ok((StatusCode::ACCEPTED, Json(json!({ "data": data }))))
 }

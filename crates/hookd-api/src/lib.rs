@@ -13,11 +13,13 @@ mod body;
 mod event_types;
 mod events;
 mod health;
+mod observability;
 mod pagination;
 mod random;
 mod time;
 mod webhooks;
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +36,36 @@ pub struct ApiConfig {
     pub first_attempt_delay: Duration,
     /// Largest accepted body of one event (and of any other single-object request).
     pub max_event_bytes: usize,
+    /// What `GET /metrics` shows before the queue gauges: the text of the metrics recorder
+    /// the binary installed. Without one, `/metrics` shows only the queue gauges.
+    pub metrics: Option<MetricsRenderer>,
 }
+
+/// Renders the process's recorded metrics in Prometheus text format (for example
+/// `PrometheusHandle::render`). The API does not install a recorder itself.
+#[derive(Clone)]
+pub struct MetricsRenderer(Arc<dyn Fn() -> String + Send + Sync>);
+
+impl MetricsRenderer {
+    pub fn new(render: impl Fn() -> String + Send + Sync + 'static) -> MetricsRenderer {
+        MetricsRenderer(Arc::new(render))
+    }
+
+    pub(crate) fn render(&self) -> String {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for MetricsRenderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MetricsRenderer")
+    }
+}
+
+pub use observability::{
+    DELIVERIES_CREATED, DELIVERIES_DUE, DELIVERIES_PENDING, EVENTS_ACCEPTED, OLDEST_PENDING_AGE,
+    describe_metrics,
+};
 
 impl Default for ApiConfig {
     fn default() -> ApiConfig {
@@ -42,6 +73,7 @@ impl Default for ApiConfig {
             target_policy: TargetPolicy::default(),
             first_attempt_delay: Duration::ZERO,
             max_event_bytes: 256 * 1024,
+            metrics: None,
         }
     }
 }
@@ -63,6 +95,7 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
     };
     Router::new()
         .merge(health::routes())
+        .merge(observability::routes())
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(event_types::routes())

@@ -5,19 +5,19 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::ids::{IdKind, new_id};
 use hookd_core::signing::{SECRET_RANDOM_BYTES, new_webhook_secret};
 use hookd_core::target::TargetPolicy;
-use hookd_store::model::{NewWebhook, WebhookChanges, WebhookRecord};
+use hookd_store::model::{NewWebhook, SecretRotation, WebhookChanges, WebhookRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::auth::Client;
-use crate::body::{double_option, read_json};
+use crate::body::{double_option, read_json, read_optional_json};
 use crate::error::ApiError;
 use crate::event_types::check_filters;
 use crate::pagination::PageParams;
@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v2/webhooks", get(list).post(create))
         .route("/v2/webhooks/{id}", get(show).patch(update).delete(remove))
+        .route("/v2/webhooks/{id}/rotate-secret", post(rotate_secret))
 }
 
 /// Headers hookd sets itself; a webhook's signature header may not shadow them.
@@ -44,6 +45,11 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 const MAX_METADATA_BYTES: usize = 4096;
+/// How long the replaced secret keeps signing after a rotation, unless `grace_seconds`
+/// says otherwise (as Svix does).
+const DEFAULT_ROTATION_GRACE_SECONDS: u64 = 24 * 60 * 60;
+/// The longest grace period a rotation may ask for (7 days).
+const MAX_ROTATION_GRACE_SECONDS: u64 = 7 * 24 * 60 * 60;
 /// How long registration waits for DNS before leaving the check to connect time.
 const REGISTRATION_DNS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -60,7 +66,7 @@ struct WebhookView {
     metadata: Value,
     created_at: String,
     updated_at: String,
-    /// Only on creation.
+    /// Only on creation and rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
 }
@@ -93,6 +99,13 @@ struct CreateWebhook {
     metadata: Option<Map<String, Value>>,
     format: Option<String>,
     signature_header: Option<String>,
+}
+
+/// `POST /v2/webhooks/{id}/rotate-secret`; the body may be absent.
+#[derive(Default, Deserialize)]
+struct RotateSecret {
+    /// Checked by hand, so that `-1`, `1.5` or `"60"` get a clear message.
+    grace_seconds: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +234,54 @@ async fn update(
     record
         .map(|w| Json(WebhookView::from_record(w, false)))
         .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// A new secret; the replaced one keeps signing (next to it, in `webhook-signature`) for
+/// the grace period, and an older one still in its grace period is dropped.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    client: Client,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Json<WebhookView>, ApiError> {
+    let input: RotateSecret = read_optional_json(body, state.config.max_event_bytes).await?;
+    // An unknown id is a 404 before any validation message about the body.
+    if state.store.get_webhook(&client.id, &id).await?.is_none() {
+        return Err(ApiError::not_found("webhook"));
+    }
+    let grace_seconds = parse_grace_seconds(input.grace_seconds.as_ref())?;
+    let mut random = [0u8; SECRET_RANDOM_BYTES];
+    fill_random(&mut random)?;
+    let now = now_ms();
+    let grace_ms = i64::try_from(grace_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let rotation = SecretRotation {
+        secret: new_webhook_secret(&random),
+        previous_valid_until_ms: now.saturating_add(grace_ms),
+        now_ms: now,
+    };
+    let record = state
+        .store
+        .rotate_webhook_secret(&client.id, &id, rotation)
+        .await?;
+    record
+        .map(|w| Json(WebhookView::from_record(w, true)))
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// `grace_seconds`: absent or `null` for the default, else a whole number of seconds from
+/// 0 (no overlap) to 7 days.
+fn parse_grace_seconds(value: Option<&Value>) -> Result<u64, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(DEFAULT_ROTATION_GRACE_SECONDS),
+        Some(v) => v
+            .as_u64()
+            .filter(|s| *s <= MAX_ROTATION_GRACE_SECONDS)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "`grace_seconds` must be a whole number of seconds from 0 to {MAX_ROTATION_GRACE_SECONDS} (7 days), not {v}"
+                ))
+            }),
+    }
 }
 
 async fn remove(

@@ -47,7 +47,7 @@ pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) ->
         ("user-agent".to_owned(), ctx.user_agent.clone()),
     ];
     let exchange = match signature_headers(
-        &[delivery.secret.as_str()],
+        &delivery.signing_secrets(started_at_ms),
         &delivery.signature_header,
         &event.id,
         timestamp,

@@ -13,6 +13,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::EngineConfig;
 use crate::attempt::{AttemptContext, millis, now_ms, perform};
+use crate::observe::EngineMetrics;
 
 /// Extra lease time beyond the attempt timeout, for recording the outcome.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
@@ -102,6 +103,7 @@ pub(crate) async fn run(
     let mut dispatcher = Dispatcher {
         store: Arc::clone(&store),
         ctx,
+        metrics: Arc::new(EngineMetrics::new()),
         slots: Arc::clone(&slots),
         in_flight,
         finished: finished_tx,
@@ -177,6 +179,7 @@ pub(crate) async fn run(
 struct Dispatcher {
     store: Arc<dyn Store>,
     ctx: Arc<AttemptContext>,
+    metrics: Arc<EngineMetrics>,
     slots: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
     finished: mpsc::Sender<Finished>,
@@ -195,7 +198,7 @@ impl Dispatcher {
         let key = delivery.webhook_key;
         let queue_empty = self.waiting.get(&key).is_none_or(VecDeque::is_empty);
         if queue_empty && let Some(permit) = self.slot_for(key) {
-            start_attempt(&self.ctx, &self.finished, delivery, permit);
+            start_attempt(&self.ctx, &self.metrics, &self.finished, delivery, permit);
             return;
         }
         self.waiting.entry(key).or_default().push_back(delivery);
@@ -230,7 +233,7 @@ impl Dispatcher {
                     break;
                 };
                 self.waiting_total -= 1;
-                start_attempt(&self.ctx, &self.finished, delivery, permit);
+                start_attempt(&self.ctx, &self.metrics, &self.finished, delivery, permit);
             }
             if self.waiting.get(&key).is_some_and(VecDeque::is_empty) {
                 self.waiting.remove(&key);
@@ -308,7 +311,7 @@ impl Dispatcher {
                 continue;
             };
             self.in_flight.add(delivery.webhook_key);
-            start_attempt(&self.ctx, &self.finished, delivery, permit);
+            start_attempt(&self.ctx, &self.metrics, &self.finished, delivery, permit);
         }
         Ok(count)
     }
@@ -316,13 +319,15 @@ impl Dispatcher {
 
 fn start_attempt(
     ctx: &Arc<AttemptContext>,
+    metrics: &Arc<EngineMetrics>,
     finished: &mpsc::Sender<Finished>,
     delivery: ClaimedDelivery,
     permit: OwnedSemaphorePermit,
 ) {
-    let (ctx, finished) = (Arc::clone(ctx), finished.clone());
+    let (ctx, metrics, finished) = (Arc::clone(ctx), Arc::clone(metrics), finished.clone());
     tokio::spawn(async move {
         let attempt = perform(&ctx, &delivery).await;
+        metrics.attempt_finished(&attempt, delivery.event.received_at_ms);
         tracing::debug!(
             event = %delivery.event.id,
             webhook = %delivery.webhook_id,

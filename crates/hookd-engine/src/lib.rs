@@ -12,6 +12,12 @@
 mod attempt;
 mod client;
 mod dispatcher;
+mod observe;
+
+pub use observe::{
+    ATTEMPT_DURATION, ATTEMPT_DURATION_BUCKETS, ATTEMPTS, DELIVERY_LATENCY,
+    DELIVERY_LATENCY_BUCKETS, describe_metrics,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

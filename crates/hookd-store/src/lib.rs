@@ -24,7 +24,7 @@ pub use error::StoreError;
 use model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
     EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, Page,
-    PageRequest, Published, WebhookChanges, WebhookRecord,
+    PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
 };
 
 /// Everything hookd keeps. Every read and write of tenant data names the client, so one
@@ -51,6 +51,15 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         webhook_id: &str,
         changes: WebhookChanges,
+    ) -> Result<Option<WebhookRecord>, StoreError>;
+    /// Replaces the webhook's signing secret; the one replaced stays valid (signs too)
+    /// until `rotation.previous_valid_until_ms`, and any older one is dropped. `None` if
+    /// the client has no such webhook.
+    async fn rotate_webhook_secret(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        rotation: SecretRotation,
     ) -> Result<Option<WebhookRecord>, StoreError>;
     /// Deletes a webhook and cancels its pending deliveries; its attempt logs stay.
     async fn delete_webhook(
@@ -103,6 +112,10 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError>;
     /// When the earliest pending delivery becomes due (unix ms), if there is one.
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
+    /// How many deliveries are pending, how many of them are due at `now_ms`, and the
+    /// earliest due time, for `/metrics`. Reads the pending partial index (a count over
+    /// every pending delivery: it costs in proportion to the backlog).
+    async fn queue_stats(&self, now_ms: i64) -> Result<model::QueueStats, StoreError>;
 
     /// Notified after a commit that made a delivery due now, so dispatchers need not poll.
     fn due_signal(&self) -> Arc<Notify>;

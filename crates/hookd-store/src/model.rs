@@ -55,6 +55,16 @@ pub struct WebhookRecord {
     pub updated_at_ms: i64,
 }
 
+/// A new signing secret for a webhook (`POST /v2/webhooks/{id}/rotate-secret`).
+#[derive(Clone, Debug)]
+pub struct SecretRotation {
+    pub secret: String,
+    /// Until when (unix ms) the secret being replaced still signs too; at or before
+    /// `now_ms` it is dropped at once. Any older previous secret is dropped either way.
+    pub previous_valid_until_ms: i64,
+    pub now_ms: i64,
+}
+
 /// A partial update; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct WebhookChanges {
@@ -228,8 +238,53 @@ pub struct ClaimedDelivery {
     pub url: String,
     pub format: EnvelopeFormat,
     pub signature_header: String,
+    /// The current signing secret.
     pub secret: String,
+    /// The secret it replaced, while the rotation's grace period had not ended when the
+    /// delivery was claimed or handed off.
+    pub previous_secret: Option<PreviousSecret>,
     pub event: EventRecord,
+}
+
+impl ClaimedDelivery {
+    /// The secrets an attempt starting at `now_ms` signs with, newest first: the current
+    /// one, then the previous one if its grace period has not ended by then.
+    pub fn signing_secrets(&self, now_ms: i64) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let Some(previous) = &self.previous_secret
+            && previous.valid_at(now_ms)
+        {
+            secrets.push(previous.secret.as_str());
+        }
+        secrets
+    }
+}
+
+/// A webhook's previous signing secret during a rotation's grace period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    /// When the grace period ends (unix ms); from then on the secret is not used.
+    pub valid_until_ms: i64,
+}
+
+impl PreviousSecret {
+    /// The previous secret from its stored columns, if it is still valid at `now_ms`.
+    pub fn current(
+        secret: Option<String>,
+        valid_until_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Option<PreviousSecret> {
+        let previous = PreviousSecret {
+            secret: secret?,
+            valid_until_ms: valid_until_ms?,
+        };
+        previous.valid_at(now_ms).then_some(previous)
+    }
+
+    pub fn valid_at(&self, now_ms: i64) -> bool {
+        now_ms < self.valid_until_ms
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -289,4 +344,16 @@ pub struct AttemptLog {
     pub response_headers: Vec<(String, String)>,
     pub response_body: Option<String>,
     pub error: Option<String>,
+}
+
+/// The delivery queue at one moment, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Deliveries in state `pending` (due, scheduled for a retry, or leased to an attempt).
+    pub pending: u64,
+    /// Of those, how many were due at the time asked (`next_attempt_at <= now`).
+    pub due: u64,
+    /// The earliest due time of a pending delivery (unix ms; a leased delivery counts with
+    /// its lease's end), if there is one.
+    pub oldest_due_at_ms: Option<i64>,
 }

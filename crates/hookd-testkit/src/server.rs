@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -27,6 +28,11 @@ pub struct ServeOptions {
     pub allow_private_targets: bool,
     pub allow_http: bool,
     pub extra_args: Vec<String>,
+    /// `HOOKD_LOG` of the server (default `warn`).
+    pub log_filter: Option<String>,
+    /// Collect the server's stderr (its logs) for [`Hookd::stderr_text`] instead of
+    /// passing it through.
+    pub capture_stderr: bool,
 }
 
 impl Default for ServeOptions {
@@ -39,6 +45,8 @@ impl Default for ServeOptions {
             allow_private_targets: true,
             allow_http: true,
             extra_args: Vec::new(),
+            log_filter: None,
+            capture_stderr: false,
         }
     }
 }
@@ -62,6 +70,8 @@ pub struct Hookd {
     schema: Option<TestSchema>,
     /// Set on further nodes of a cluster: the database another `Hookd` owns.
     shared_database: Option<String>,
+    /// What the server wrote to stderr, with `ServeOptions::capture_stderr`.
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Hookd {
@@ -88,6 +98,7 @@ impl Hookd {
             http: http_client(),
             schema,
             shared_database: None,
+            stderr: Arc::default(),
         };
         hookd.shared_database = hookd.options.database_url.clone();
         hookd.credentials = hookd.create_client("test").await;
@@ -128,6 +139,7 @@ impl Hookd {
             http: http_client(),
             schema: None,
             shared_database: Some(self.database_url()),
+            stderr: Arc::default(),
         };
         node.spawn().await;
         node
@@ -187,11 +199,15 @@ impl Hookd {
                 &o.attempt_timeout,
             ])
             .args(&o.extra_args)
-            .env("HOOKD_LOG", "warn")
+            .env("HOOKD_LOG", o.log_filter.as_deref().unwrap_or("warn"))
             .env_remove("HOOKD_ALLOW_PRIVATE_TARGETS")
             .env_remove("HOOKD_ALLOW_HTTP")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if o.capture_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .kill_on_drop(true);
         if o.allow_private_targets {
             command.arg("--allow-private-targets");
@@ -202,6 +218,18 @@ impl Hookd {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start hookd: {e}"));
+        if let Some(stderr) = child.stderr.take() {
+            let captured = Arc::clone(&self.stderr);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(mut text) = captured.lock() {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+            });
+        }
         let Some(stdout) = child.stdout.take() else {
             panic!("hookd has no stdout")
         };
@@ -218,6 +246,12 @@ impl Hookd {
         self.child = Some(child);
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
+
+    /// What the server has written to stderr so far (with `ServeOptions::capture_stderr`;
+    /// empty otherwise).
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// SIGKILL: no shutdown, no flushing, exactly like a crash.

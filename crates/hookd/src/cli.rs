@@ -76,6 +76,17 @@ pub(crate) struct ServeArgs {
     /// How often workers look for due work when nothing wakes them (default 1s).
     #[arg(long, env = "HOOKD_POLL_INTERVAL")]
     pub(crate) poll_interval: Option<String>,
+    /// Log lines on stderr: `text` (default) or `json` (one JSON object per line).
+    /// `HOOKD_LOG` sets the level and filters (default `info`).
+    #[arg(long, env = "HOOKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Args)]

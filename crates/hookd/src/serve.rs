@@ -9,11 +9,11 @@ use hookd_api::ApiConfig;
 use hookd_engine::{Engine, EngineConfig};
 use tokio::sync::watch;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::config::Config;
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging(args.log_format);
     let config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -21,6 +21,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let metrics = install_metrics_recorder()?;
     let store = config.database.open(true).await?;
     let engine = Engine::new(
         Arc::clone(&store),
@@ -40,6 +41,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ApiConfig {
             target_policy: config.target_policy,
             first_attempt_delay: config.schedule.delay_before(1).unwrap_or_default(),
+            metrics: Some(metrics),
             ..ApiConfig::default()
         },
     );
@@ -98,15 +100,58 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKD_LOG")
+/// Installs the process's metrics recorder (Prometheus, rendered by `GET /metrics`; no
+/// listener of its own) and keeps its histograms drained.
+fn install_metrics_recorder() -> anyhow::Result<hookd_api::MetricsRenderer> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(hookd_engine::ATTEMPT_DURATION.to_owned()),
+            hookd_engine::ATTEMPT_DURATION_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(hookd_engine::DELIVERY_LATENCY.to_owned()),
+            hookd_engine::DELIVERY_LATENCY_BUCKETS,
+        )?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    hookd_api::describe_metrics();
+    hookd_engine::describe_metrics();
+    // Recorded histogram values wait in lock-free buckets until drained: by a scrape, or
+    // here, so that a server nobody scrapes does not grow.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(hookd_api::MetricsRenderer::new(move || handle.render()))
+}
+
+fn init_logging(format: LogFormat) {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("HOOKD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    // tokio-postgres logs every statement's parameters at debug level, and those include
+    // webhook signing secrets: never below info, whatever HOOKD_LOG asks.
+    if let Ok(cap) = "tokio_postgres=info".parse() {
+        filter = filter.add_directive(cap);
+    }
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
         // Colours only for a person at a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 pub(crate) fn now_ms() -> i64 {

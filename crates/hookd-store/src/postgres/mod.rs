@@ -31,7 +31,7 @@ use tokio_postgres::NoTls;
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
     EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, NextStep,
-    Page, PageRequest, Published, WebhookChanges, WebhookRecord,
+    Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
 };
 use crate::{Store, StoreError};
 use publish::Publisher;
@@ -252,6 +252,16 @@ impl Store for PostgresStore {
         Ok(updated)
     }
 
+    async fn rotate_webhook_secret(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        rotation: SecretRotation,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        queries::rotate_webhook_secret(&self.clients.get().await?, client_id, webhook_id, &rotation)
+            .await
+    }
+
     async fn delete_webhook(
         &self,
         client_id: &str,
@@ -338,6 +348,10 @@ impl Store for PostgresStore {
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
         queries::next_due_at(&self.engine.get().await?).await
+    }
+
+    async fn queue_stats(&self, now_ms: i64) -> Result<crate::model::QueueStats, StoreError> {
+        queries::queue_stats(&self.engine.get().await?, now_ms).await
     }
 
     fn due_signal(&self) -> Arc<Notify> {

@@ -326,6 +326,10 @@ async fn insert(
                     format: webhook.format,
                     signature_header: webhook.signature_header.clone(),
                     secret: webhook.secret.clone(),
+                    previous_secret: webhook
+                        .previous_secret
+                        .clone()
+                        .filter(|p| p.valid_at(event.now_ms)),
                     event: record.clone(),
                 });
             }

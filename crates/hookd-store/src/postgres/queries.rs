@@ -11,7 +11,8 @@ use tokio_postgres::types::ToSql;
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, DeliveryRecord, DeliveryState,
     EventDetail, EventQuery, EventRecord, EventTypeRecord, FinishedAttempt, NewClient, NewEvent,
-    NewEventType, NewWebhook, NextStep, Page, PageRequest, WebhookChanges, WebhookRecord,
+    NewEventType, NewWebhook, NextStep, Page, PageRequest, PreviousSecret, SecretRotation,
+    WebhookChanges, WebhookRecord,
 };
 use crate::{StoreError, codec};
 use deadpool_postgres::GenericClient;
@@ -197,6 +198,40 @@ pub(super) async fn list_webhooks(
     Ok(codec::paginate(items, page.limit))
 }
 
+/// Makes `rotation.secret` the webhook's secret and the current one its previous secret
+/// (valid until `rotation.previous_valid_until_ms`, or not at all if that has passed). One
+/// statement: concurrent rotations apply one after the other on the row's lock.
+pub(super) async fn rotate_webhook_secret(
+    c: &impl GenericClient,
+    client_id: &str,
+    id: &str,
+    rotation: &SecretRotation,
+) -> Result<Option<WebhookRecord>, StoreError> {
+    let keep_previous = rotation.previous_valid_until_ms > rotation.now_ms;
+    let sql = format!(
+        "UPDATE webhooks SET \
+         previous_secret = CASE WHEN $1::boolean THEN secret END, \
+         previous_secret_until = CASE WHEN $1::boolean THEN $2::bigint END, \
+         secret = $3, updated_at = $4 \
+         WHERE id = $5 AND client_id = $6 AND deleted_at IS NULL RETURNING {WEBHOOK_COLUMNS}"
+    );
+    row(
+        c,
+        &sql,
+        &[
+            &keep_previous,
+            &rotation.previous_valid_until_ms,
+            &rotation.secret,
+            &rotation.now_ms,
+            &id,
+            &client_id,
+        ],
+    )
+    .await?
+    .map(|r| webhook_from_row(&r))
+    .transpose()
+}
+
 /// Locks the webhook's row for the rest of the transaction, so concurrent changes (from
 /// this node or another) apply one after the other.
 pub(super) async fn update_webhook(
@@ -353,6 +388,8 @@ pub(super) struct Subscriber {
     pub(super) format: hookd_core::envelope::EnvelopeFormat,
     pub(super) signature_header: String,
     pub(super) secret: String,
+    /// As stored: whether it is still valid is decided per event.
+    pub(super) previous_secret: Option<PreviousSecret>,
 }
 
 /// The enabled webhooks of each of `client_ids`. Read at every publish: another node may
@@ -363,7 +400,8 @@ pub(super) async fn load_subscribers(
 ) -> Result<HashMap<String, Vec<Subscriber>>, StoreError> {
     let found = rows(
         c,
-        "SELECT client_id, key, events, id, url, format, signature_header, secret FROM webhooks \
+        "SELECT client_id, key, events, id, url, format, signature_header, secret, \
+         previous_secret, previous_secret_until FROM webhooks \
          WHERE client_id = ANY($1) AND enabled AND deleted_at IS NULL",
         &[&client_ids],
     )
@@ -387,6 +425,7 @@ pub(super) async fn load_subscribers(
                 format: format.parse().map_err(StoreError::Corrupt)?,
                 signature_header: r.try_get(6)?,
                 secret: r.try_get(7)?,
+                previous_secret: PreviousSecret::current(r.try_get(8)?, r.try_get(9)?, i64::MIN),
             });
     }
     Ok(by_client)
@@ -575,7 +614,8 @@ pub(super) async fn claim_due(
            WHERE d.key = ANY(ARRAY(SELECT key FROM picked)) \
            RETURNING d.key, d.lease_token, d.attempts, d.webhook_key, d.event_key) \
          SELECT l.key, l.lease_token, l.attempts, l.webhook_key, w.id, w.url, w.format, \
-           w.signature_header, w.secret, e.id, e.type, e.data, e.received_at \
+           w.signature_header, w.secret, e.id, e.type, e.data, e.received_at, \
+           w.previous_secret, w.previous_secret_until \
          FROM leased l JOIN webhooks w ON w.key = l.webhook_key \
            JOIN events e ON e.key = l.event_key",
         &[
@@ -603,6 +643,11 @@ pub(super) async fn claim_due(
                 format: format.parse().map_err(StoreError::Corrupt)?,
                 signature_header: r.try_get(7)?,
                 secret: r.try_get(8)?,
+                previous_secret: PreviousSecret::current(
+                    r.try_get(13)?,
+                    r.try_get(14)?,
+                    claim.now_ms,
+                ),
                 event: codec::event_record(
                     r.try_get(9)?,
                     r.try_get(10)?,
@@ -618,6 +663,31 @@ pub(super) async fn claim_due(
 pub(super) async fn notify_due(c: &impl GenericClient, channel: &str) -> Result<(), StoreError> {
     execute(c, "SELECT pg_notify($1, '')", &[&channel]).await?;
     Ok(())
+}
+
+/// The pending queue, from the partial index `deliveries_due` (an index-only scan once the
+/// table is vacuumed).
+pub(super) async fn queue_stats(
+    c: &impl GenericClient,
+    now_ms: i64,
+) -> Result<crate::model::QueueStats, StoreError> {
+    let found = row(
+        c,
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE next_attempt_at <= $1), MIN(next_attempt_at) \
+         FROM deliveries WHERE state = 0",
+        &[&now_ms],
+    )
+    .await?;
+    let Some(r) = found else {
+        return Ok(crate::model::QueueStats::default());
+    };
+    let (pending, due, oldest): (i64, i64, Option<i64>) =
+        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    Ok(crate::model::QueueStats {
+        pending: u64::try_from(pending).unwrap_or(0),
+        due: u64::try_from(due).unwrap_or(0),
+        oldest_due_at_ms: oldest,
+    })
 }
 
 pub(super) async fn next_due_at(c: &impl GenericClient) -> Result<Option<i64>, StoreError> {

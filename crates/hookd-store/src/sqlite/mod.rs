@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
     EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, NextStep,
-    Page, PageRequest, Published, WebhookChanges, WebhookRecord,
+    Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
 };
 use crate::{Store, StoreError};
 use connection::{AfterCommit, Durability, HandoffSlot, ReadPool, Wake, Writer};
@@ -196,6 +196,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn rotate_webhook_secret(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        rotation: SecretRotation,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
+        self.writer
+            .write(Durability::Synced, move |tx| {
+                // Hand-offs read secrets from the cache.
+                tx.subscribers.clear();
+                Ok((
+                    queries::rotate_webhook_secret(tx.conn, &client, &id, &rotation)?,
+                    Wake::Nobody,
+                ))
+            })
+            .await
+    }
+
     async fn delete_webhook(
         &self,
         client_id: &str,
@@ -343,6 +362,12 @@ impl Store for SqliteStore {
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
         let next = self.next_due.load(Ordering::Relaxed);
         Ok((next != i64::MAX).then_some(next))
+    }
+
+    async fn queue_stats(&self, now_ms: i64) -> Result<crate::model::QueueStats, StoreError> {
+        self.readers
+            .read(move |c| queries::queue_stats(c, now_ms))
+            .await
     }
 
     fn due_signal(&self) -> Arc<Notify> {

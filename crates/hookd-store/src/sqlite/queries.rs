@@ -14,8 +14,8 @@ use super::due_index::DueIndex;
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, DeliveryRecord, DeliveryState,
     EventDetail, EventQuery, EventRecord, EventTypeRecord, FinishedAttempt, NewClient, NewEvent,
-    NewEventType, NewWebhook, NextStep, Page, PageRequest, Published, WebhookChanges,
-    WebhookRecord,
+    NewEventType, NewWebhook, NextStep, Page, PageRequest, PreviousSecret, Published,
+    SecretRotation, WebhookChanges, WebhookRecord,
 };
 use crate::{StoreError, codec};
 
@@ -193,6 +193,37 @@ pub(super) fn update_webhook(
     get_webhook(conn, client_id, id)
 }
 
+/// Makes `rotation.secret` the webhook's secret and the current one its previous secret
+/// (valid until `rotation.previous_valid_until_ms`, or not at all if that has passed).
+pub(super) fn rotate_webhook_secret(
+    conn: &Connection,
+    client_id: &str,
+    id: &str,
+    rotation: &SecretRotation,
+) -> Result<Option<WebhookRecord>, StoreError> {
+    let keep_previous = rotation.previous_valid_until_ms > rotation.now_ms;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhooks SET \
+             previous_secret = CASE WHEN ?1 THEN secret END, \
+             previous_secret_until = CASE WHEN ?1 THEN ?2 END, \
+             secret = ?3, updated_at = ?4 \
+             WHERE id = ?5 AND client_id = ?6 AND deleted_at IS NULL",
+        )?
+        .execute(params![
+            keep_previous,
+            rotation.previous_valid_until_ms,
+            rotation.secret,
+            rotation.now_ms,
+            id,
+            client_id
+        ])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    get_webhook(conn, client_id, id)
+}
+
 fn cancel_pending_deliveries(
     conn: &Connection,
     due: &mut DueIndex,
@@ -295,6 +326,8 @@ pub(super) struct Subscriber {
     format: EnvelopeFormat,
     signature_header: String,
     secret: String,
+    /// As stored: whether it is still valid is decided per event.
+    previous_secret: Option<PreviousSecret>,
 }
 
 impl SubscriberCache {
@@ -314,7 +347,8 @@ impl SubscriberCache {
 
 fn load_subscribers(conn: &Connection, client_id: &str) -> Result<Vec<Subscriber>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT key, events, id, url, format, signature_header, secret FROM webhooks \
+        "SELECT key, events, id, url, format, signature_header, secret, previous_secret, \
+         previous_secret_until FROM webhooks \
          WHERE client_id = ?1 AND enabled = 1 AND deleted_at IS NULL",
     )?;
     let rows = stmt.query_map([client_id], |row| {
@@ -326,11 +360,12 @@ fn load_subscribers(conn: &Connection, client_id: &str) -> Result<Vec<Subscriber
             row.get::<_, String>(4)?,
             row.get::<_, String>(5)?,
             row.get::<_, String>(6)?,
+            PreviousSecret::current(row.get(7)?, row.get(8)?, i64::MIN),
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (key, events, id, url, format, signature_header, secret) = row?;
+        let (key, events, id, url, format, signature_header, secret, previous_secret) = row?;
         let filters: Vec<String> = serde_json::from_str(&events)
             .map_err(|e| StoreError::Corrupt(format!("webhook filters: {e}")))?;
         out.push(Subscriber {
@@ -344,6 +379,7 @@ fn load_subscribers(conn: &Connection, client_id: &str) -> Result<Vec<Subscriber
             format: format.parse().map_err(StoreError::Corrupt)?,
             signature_header,
             secret,
+            previous_secret,
         });
     }
     Ok(out)
@@ -479,6 +515,10 @@ pub(super) fn publish_events(
                     format: subscriber.format,
                     signature_header: subscriber.signature_header.clone(),
                     secret: subscriber.secret.clone(),
+                    previous_secret: subscriber
+                        .previous_secret
+                        .clone()
+                        .filter(|p| p.valid_at(event.now_ms)),
                     event: record.clone(),
                 },
             ));
@@ -668,7 +708,7 @@ pub(super) fn claim_due(
     let in_flight: HashMap<i64, usize> = claim.in_flight.iter().copied().collect();
     let mut probe = conn.prepare_cached(
         "SELECT d.key, d.attempts, w.id, w.url, w.format, w.signature_header, w.secret, \
-         e.id, e.type, e.data, e.received_at \
+         e.id, e.type, e.data, e.received_at, w.previous_secret, w.previous_secret_until \
          FROM deliveries d JOIN webhooks w ON w.key = d.webhook_key JOIN events e ON e.key = d.event_key \
          WHERE d.webhook_key = ?1 AND d.state = 0 AND d.next_attempt_at <= ?2 \
          ORDER BY d.next_attempt_at LIMIT ?3",
@@ -700,13 +740,23 @@ pub(super) fn claim_due(
                     row.get::<_, String>(4)?,
                     row.get::<_, String>(5)?,
                     row.get::<_, String>(6)?,
+                    PreviousSecret::current(row.get(11)?, row.get(12)?, claim.now_ms),
                     codec::event_record(row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?),
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let found = rows.len();
-        for (delivery_key, attempts, webhook_id, url, format, signature_header, secret, event) in
-            rows
+        for (
+            delivery_key,
+            attempts,
+            webhook_id,
+            url,
+            format,
+            signature_header,
+            secret,
+            previous_secret,
+            event,
+        ) in rows
         {
             *next_token += 1;
             lease.execute(params![lease_until, *next_token, delivery_key])?;
@@ -720,6 +770,7 @@ pub(super) fn claim_due(
                 format: format.parse().map_err(StoreError::Corrupt)?,
                 signature_header,
                 secret,
+                previous_secret,
                 event,
             });
         }
@@ -741,6 +792,25 @@ pub(super) fn first_lease_token(conn: &Connection, now_ms: i64) -> Result<i64, S
         |row| row.get(0),
     )?;
     Ok(held.max(now_ms.saturating_mul(1000)))
+}
+
+/// The pending queue: one pass over the partial index `deliveries_due_by_webhook`, which
+/// holds every column this reads (no table rows are touched).
+pub(super) fn queue_stats(
+    conn: &Connection,
+    now_ms: i64,
+) -> Result<crate::model::QueueStats, StoreError> {
+    let (pending, due, oldest): (i64, i64, Option<i64>) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(next_attempt_at <= ?1), 0), MIN(next_attempt_at) \
+         FROM deliveries INDEXED BY deliveries_due_by_webhook WHERE state = 0",
+        [now_ms],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    Ok(crate::model::QueueStats {
+        pending: u64::try_from(pending).unwrap_or(0),
+        due: u64::try_from(due).unwrap_or(0),
+        oldest_due_at_ms: oldest,
+    })
 }
 
 /// Makes every leased delivery due now. Only safe when no other process can hold a lease,

@@ -20,6 +20,7 @@ mod fanout;
 mod group_commit;
 mod handoff;
 mod leases;
+mod rotation;
 mod tenancy;
 
 use std::ops::Deref;

@@ -15,6 +15,8 @@ mod cluster;
 mod delivery;
 mod durability;
 mod isolation;
+mod observability;
+mod rotation;
 mod security;
 mod seeds;
 mod shutdown;
