@@ -4,7 +4,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hookd_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answered as `{"error":{"code","message"}}`. Server faults (5xx) say nothing
 /// about their cause; it is logged instead.
@@ -13,6 +14,23 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+}
+
+/// The body of every error answer: `{"error":{"code","message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `validation_failed`, `invalid_json`, `not_found`,
+    /// `unauthorized`, `payload_too_large`, `conflict`, `method_not_allowed`,
+    /// `overloaded`, `unavailable`, `internal`.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
 }
 
 impl ApiError {
@@ -107,7 +125,12 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response

@@ -1,31 +1,43 @@
 //! `/v2/event-types`: the catalogue of event types a client can publish and subscribe to:
 //! the built-in types of the seeds plus the client's own.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use hookd_core::event_type::{BUILTIN_EVENT_TYPES, EventFilter, EventType};
 use hookd_store::model::NewEventType;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
 use crate::body::read_json;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::time::{now_ms, rfc3339};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/v2/event-types", get(list).post(create))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create))
 }
 
-#[derive(Serialize)]
+/// An event type of the catalogue.
+#[derive(Serialize, ToSchema)]
 struct EventTypeView {
+    #[schema(example = "payout_request.completed")]
     name: String,
     description: Option<String>,
+    /// One of the built-in types (not added by the client).
     builtin: bool,
+    /// RFC 3339; `null` for built-in types.
     created_at: Option<String>,
+}
+
+/// The whole catalogue (a single page: `next_cursor` is always `null`).
+#[derive(Serialize, ToSchema)]
+struct EventTypePage {
+    data: Vec<EventTypeView>,
+    next_cursor: Option<String>,
 }
 
 /// Every type name the client may use: built-in first, then its own.
@@ -87,7 +99,21 @@ fn unknown_type(name: &str, all: &[String]) -> ApiError {
     ))
 }
 
-async fn list(State(state): State<AppState>, client: Client) -> Result<Json<Value>, ApiError> {
+/// The catalogue: the built-in types, then the client's own.
+#[utoipa::path(
+    get,
+    path = "/v2/event-types",
+    tag = "event-types",
+    responses(
+        (status = 200, description = "Every event type the client may use", body = EventTypePage),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
+async fn list(
+    State(state): State<AppState>,
+    client: Client,
+) -> Result<Json<EventTypePage>, ApiError> {
     let own = state.store.list_event_types(&client.id).await?;
     let data: Vec<EventTypeView> = BUILTIN_EVENT_TYPES
         .iter()
@@ -104,15 +130,35 @@ async fn list(State(state): State<AppState>, client: Client) -> Result<Json<Valu
             created_at: Some(rfc3339(t.created_at_ms)),
         }))
         .collect();
-    Ok(Json(json!({ "data": data, "next_cursor": null })))
+    Ok(Json(EventTypePage {
+        data,
+        next_cursor: None,
+    }))
 }
 
-#[derive(Deserialize)]
+/// `POST /v2/event-types`.
+#[derive(Deserialize, ToSchema)]
 struct CreateEventType {
+    /// Dot-separated lower-case words, e.g. `invoice.paid`.
     name: String,
     description: Option<String>,
 }
 
+/// Adds an event type of the client's own.
+#[utoipa::path(
+    post,
+    path = "/v2/event-types",
+    tag = "event-types",
+    request_body = CreateEventType,
+    responses(
+        (status = 201, description = "Added", body = EventTypeView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 409, description = "The type exists (built in or added before)", body = ErrorBody),
+        (status = 422, description = "Invalid name or description", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     client: Client,

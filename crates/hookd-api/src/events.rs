@@ -3,23 +3,25 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hookd_core::envelope::Envelope;
 use hookd_core::ids::{IdKind, check_client_key, new_id};
 use hookd_core::json::{CanonicalJson, JsonLimits};
 use hookd_store::model::{AttemptLog, EventQuery, EventRecord, NewEvent, Published};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
 use crate::body::read_json;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::event_types::check_publishable;
 use crate::pagination::PageParams;
 use crate::time::{now_ms, parse_instant, rfc3339};
@@ -27,34 +29,50 @@ use crate::time::{now_ms, parse_instant, rfc3339};
 /// Most events in one batch.
 pub(crate) const MAX_BATCH: usize = 1000;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2/events", get(list).post(publish))
-        .route("/v2/events/batch", post(publish_batch))
-        .route("/v2/events/{id}", get(show))
-        .route("/v2/events/{id}/attempts", get(attempts))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, publish))
+        .routes(routes!(publish_batch))
+        .routes(routes!(show))
+        .routes(routes!(attempts))
 }
 
-#[derive(Deserialize)]
+/// An event to publish.
+#[derive(Deserialize, ToSchema)]
 struct PublishEvent {
+    /// A type of the catalogue (`GET /v2/event-types`).
     #[serde(rename = "type")]
+    #[schema(example = "payout_request.completed")]
     event_type: String,
-    /// Kept as written, so numbers are read exactly as JavaScript would read them.
+    /// A JSON object, delivered as given.
+    // Kept as written, so numbers are read exactly as JavaScript would read them.
+    #[schema(value_type = Object)]
     data: Box<RawValue>,
+    /// Your own id (idempotent: the same id again answers the original event).
     id: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `POST /v2/events/batch`: 1 to 1000 events, stored all or none.
+#[derive(Deserialize, ToSchema)]
 struct PublishBatch {
     events: Vec<PublishEvent>,
 }
 
-#[derive(Serialize)]
+/// An accepted (durably stored) event.
+#[derive(Serialize, ToSchema)]
 struct Accepted {
+    #[schema(example = "evt_01m822p1gcz71t5e4t5cz89g9j")]
     id: String,
+    /// Unix seconds.
     created: i64,
     #[serde(rename = "type")]
     event_type: String,
+}
+
+/// The accepted events of a batch, in the order given.
+#[derive(Serialize, ToSchema)]
+struct AcceptedBatch {
+    data: Vec<Accepted>,
 }
 
 impl Accepted {
@@ -67,6 +85,23 @@ impl Accepted {
     }
 }
 
+/// Publishes an event. `202` means it and its deliveries are committed.
+#[utoipa::path(
+    post,
+    path = "/v2/events",
+    tag = "events",
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key again answers the original event; nothing is sent twice")),
+    request_body = PublishEvent,
+    responses(
+        (status = 202, description = "Stored (or, for a repeated key or id, the original event, with header `idempotent-replayed: true`)", body = Accepted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Unknown event type, `data` not an object, missing or mistyped field", body = ErrorBody),
+        (status = 503, description = "The store is overloaded or unreachable; retry with the same key", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn publish(
     State(state): State<AppState>,
     client: Client,
@@ -105,11 +140,27 @@ async fn publish(
     Ok(response)
 }
 
+/// Publishes up to 1000 events at once, all or none.
+#[utoipa::path(
+    post,
+    path = "/v2/events/batch",
+    tag = "events",
+    request_body = PublishBatch,
+    responses(
+        (status = 202, description = "All stored", body = AcceptedBatch),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "An invalid event (the message says which: `events[3]: …`)", body = ErrorBody),
+        (status = 503, description = "The store is overloaded or unreachable", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn publish_batch(
     State(state): State<AppState>,
     client: Client,
     body: axum::body::Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AcceptedBatch>), ApiError> {
     let limit = state
         .config
         .max_event_bytes
@@ -132,7 +183,7 @@ async fn publish_batch(
     let published = state.store.publish_events(&client.id, events).await?;
     crate::observability::count_published(&published);
     let data: Vec<Accepted> = published.iter().map(|p| Accepted::of(p.event())).collect();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "data": data }))))
+    Ok((StatusCode::ACCEPTED, Json(AcceptedBatch { data })))
 }
 
 /// Validates one event and gives it its id and canonical data.
@@ -181,13 +232,80 @@ async fn prepare(
     })
 }
 
-#[derive(Serialize)]
+/// An event.
+#[derive(Serialize, ToSchema)]
 struct EventView {
     id: String,
+    /// Unix seconds.
     created: i64,
     #[serde(rename = "type")]
     event_type: String,
+    #[schema(value_type = Object)]
     data: Value,
+}
+
+/// A page of events.
+#[derive(Serialize, ToSchema)]
+struct EventPage {
+    data: Vec<EventView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// An event with the state of its delivery to each webhook.
+#[derive(Serialize, ToSchema)]
+struct EventDetail {
+    #[serde(flatten)]
+    event: EventView,
+    deliveries: Vec<DeliveryView>,
+}
+
+/// One event's delivery to one webhook.
+#[derive(Serialize, ToSchema)]
+struct DeliveryView {
+    webhook_id: String,
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    #[schema(value_type = String, example = "succeeded")]
+    state: &'static str,
+    /// The same as `state`, under the name many webhook products use.
+    #[schema(value_type = String, example = "succeeded")]
+    status: &'static str,
+    /// Attempts made so far.
+    attempts: u32,
+    /// RFC 3339; while pending.
+    next_attempt_at: Option<String>,
+    last_response_status: Option<u16>,
+    /// RFC 3339.
+    updated_at: String,
+}
+
+/// One HTTP POST of a delivery: what was sent and what came back.
+#[derive(Serialize, ToSchema)]
+struct AttemptView {
+    id: String,
+    event_id: String,
+    webhook_id: String,
+    /// 1 for the first attempt.
+    attempt_number: u32,
+    /// RFC 3339.
+    started_at: String,
+    duration_ms: i64,
+    request_headers: BTreeMap<String, String>,
+    /// The exact body sent.
+    request_body: String,
+    response_status: Option<u16>,
+    response_headers: BTreeMap<String, String>,
+    /// The first 4 KiB of the response.
+    response_body: Option<String>,
+    /// Why no response was received (timeout, connection refused, …).
+    error: Option<String>,
+}
+
+/// Every attempt of an event (a single page: `next_cursor` is always `null`).
+#[derive(Serialize, ToSchema)]
+struct AttemptPage {
+    data: Vec<AttemptView>,
+    next_cursor: Option<String>,
 }
 
 impl EventView {
@@ -201,22 +319,41 @@ impl EventView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only events of this type.
     #[serde(rename = "type")]
     event_type: Option<String>,
+    /// Created at or after: unix seconds or RFC 3339.
     since: Option<String>,
+    /// Created before: unix seconds or RFC 3339.
     until: Option<String>,
     // Not flattened: flattening makes the query parser see every value as a string.
+    /// Page size, 1 to 250 (default 50).
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// Lists the client's events, newest first.
+#[utoipa::path(
+    get,
+    path = "/v2/events",
+    tag = "events",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 422, description = "Bad parameter", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     client: Client,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
     let query = EventQuery {
         event_type: params.event_type,
@@ -240,60 +377,85 @@ async fn list(
         .list_events(&client.id, query, page_params.to_request()?)
         .await?;
     let data: Vec<EventView> = page.data.iter().map(EventView::of).collect();
-    Ok(Json(
-        json!({ "data": data, "next_cursor": page.next_cursor }),
-    ))
+    Ok(Json(EventPage {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// One event with the state of its delivery to each webhook.
+#[utoipa::path(
+    get,
+    path = "/v2/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "Event id")),
+    responses(
+        (status = 200, description = "The event and its deliveries", body = EventDetail),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such event of this client", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     client: Client,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventDetail>, ApiError> {
     let detail = state
         .store
         .get_event(&client.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
-    let deliveries: Vec<Value> = detail
+    let deliveries: Vec<DeliveryView> = detail
         .deliveries
         .iter()
-        .map(|d| {
-            json!({
-                "webhook_id": d.webhook_id,
-                "state": d.state.as_str(),
-                // The same, under the name many webhook products use.
-                "status": d.state.as_str(),
-                "attempts": d.attempts,
-                "next_attempt_at": d.next_attempt_at_ms.map(rfc3339),
-                "last_response_status": d.last_response_status,
-                "updated_at": rfc3339(d.updated_at_ms),
-            })
+        .map(|d| DeliveryView {
+            webhook_id: d.webhook_id.clone(),
+            state: d.state.as_str(),
+            status: d.state.as_str(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at_ms.map(rfc3339),
+            last_response_status: d.last_response_status,
+            updated_at: rfc3339(d.updated_at_ms),
         })
         .collect();
-    let mut view = serde_json::to_value(EventView::of(&detail.event))
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    if let Value::Object(map) = &mut view {
-        map.insert("deliveries".to_owned(), Value::Array(deliveries));
-    }
-    Ok(Json(view))
+    Ok(Json(EventDetail {
+        event: EventView::of(&detail.event),
+        deliveries,
+    }))
 }
 
+/// Every attempt to deliver an event, with what was sent and what came back.
+#[utoipa::path(
+    get,
+    path = "/v2/events/{id}/attempts",
+    tag = "events",
+    params(("id" = String, Path, description = "Event id")),
+    responses(
+        (status = 200, description = "The event's attempts, oldest first", body = AttemptPage),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such event of this client", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn attempts(
     State(state): State<AppState>,
     client: Client,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttemptPage>, ApiError> {
     let (event, attempts) = state
         .store
         .list_attempts(&client.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
-    let data: Vec<Value> = attempts.iter().map(|a| attempt_view(&event, a)).collect();
-    Ok(Json(json!({ "data": data, "next_cursor": null })))
+    let data: Vec<AttemptView> = attempts.iter().map(|a| attempt_view(&event, a)).collect();
+    Ok(Json(AttemptPage {
+        data,
+        next_cursor: None,
+    }))
 }
 
-fn attempt_view(event: &EventRecord, a: &AttemptLog) -> Value {
+fn attempt_view(event: &EventRecord, a: &AttemptLog) -> AttemptView {
     // The body is rebuilt from the event: the envelope is a pure function of it.
     let request_body = Envelope {
         event_id: &event.id,
@@ -302,20 +464,20 @@ fn attempt_view(event: &EventRecord, a: &AttemptLog) -> Value {
         data: &event.data,
     }
     .body(a.format);
-    json!({
-        "id": a.id,
-        "event_id": event.id,
-        "webhook_id": a.webhook_id,
-        "attempt_number": a.attempt_number,
-        "started_at": rfc3339(a.started_at_ms),
-        "duration_ms": a.duration_ms,
-        "request_headers": header_object(&a.request_headers),
-        "request_body": request_body,
-        "response_status": a.response_status,
-        "response_headers": header_object(&a.response_headers),
-        "response_body": a.response_body,
-        "error": a.error,
-    })
+    AttemptView {
+        id: a.id.clone(),
+        event_id: event.id.clone(),
+        webhook_id: a.webhook_id.clone(),
+        attempt_number: a.attempt_number,
+        started_at: rfc3339(a.started_at_ms),
+        duration_ms: a.duration_ms,
+        request_headers: header_object(&a.request_headers),
+        request_body,
+        response_status: a.response_status,
+        response_headers: header_object(&a.response_headers),
+        response_body: a.response_body.clone(),
+        error: a.error.clone(),
+    }
 }
 
 /// Headers as a JSON object; repeated names are joined with `, ` as HTTP allows.

@@ -10,6 +10,7 @@ pub mod error;
 
 mod auth;
 mod body;
+mod docs;
 mod event_types;
 mod events;
 mod health;
@@ -27,6 +28,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use hookd_core::target::TargetPolicy;
 use hookd_store::Store;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Settings of the API that come from the server's configuration.
 #[derive(Clone, Debug)]
@@ -93,16 +96,43 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         config: Arc::new(config),
         clients: Arc::new(auth::ClientCache::default()),
     };
-    Router::new()
+    let (routes, _) = api_routes().split_for_parts();
+    routes
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Every route of the API, each registered once with `utoipa_axum::routes!`, which takes
+/// the path and methods from the handler's `#[utoipa::path]`: the router [`router`] serves
+/// and the document [`openapi`] describes are two views of this one table. A route added
+/// here with plain `.route(…)` would be served but undocumented, so there is none.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(health::routes())
         .merge(observability::routes())
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(event_types::routes())
-        .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .merge(docs::routes())
+}
+
+/// The OpenAPI document of the API, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// Every route the API serves, as `(METHOD, path)` with OpenAPI-style path parameters
+/// (`/v2/webhooks/{id}`), read from the route table [`router`] is built from.
+pub fn route_list() -> Vec<(String, String)> {
+    let mut routes = Vec::new();
+    for (path, item) in &api_routes().get_openapi().paths.paths {
+        for method in docs::methods(item) {
+            routes.push((method.to_owned(), path.clone()));
+        }
+    }
+    routes
 }
 
 /// Serves `router` on `listener` until `shutdown` completes. Every connection gets
@@ -121,4 +151,48 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The paths of an axum router, read from its `Debug` text (axum has no other way to
+    /// list them): `Router { path_router: … Node { paths: {RouteId(0): "/healthz", …} } …,
+    /// fallback_router: … }`.
+    fn axum_paths(router: &Router<AppState>) -> BTreeSet<String> {
+        let text = format!("{router:?}");
+        let routes = text.split("fallback_router").next().unwrap_or_default();
+        routes
+            .split("RouteId(")
+            .skip(1)
+            .filter_map(|entry| {
+                let quoted = entry.split_once("): \"")?.1;
+                Some(quoted[..quoted.find('"')?].to_owned())
+            })
+            .collect()
+    }
+
+    /// Guards the "one route table" rule: a route added with plain `.route(…)` would be
+    /// served by axum but missing from `route_list()` and `/openapi.json`.
+    #[test]
+    fn the_router_serves_exactly_the_documented_paths() {
+        let (served, _) = api_routes().split_for_parts();
+        let served = axum_paths(&served);
+        assert!(served.contains("/v2/events/{id}"), "{served:?}");
+        let listed: BTreeSet<String> = route_list().into_iter().map(|(_, path)| path).collect();
+        assert_eq!(served, listed);
+    }
+
+    #[test]
+    fn every_route_has_a_documented_operation() {
+        let doc = openapi();
+        let routes = route_list();
+        assert!(routes.len() >= 19, "{routes:?}");
+        for (method, path) in routes {
+            assert!(doc.paths.paths.contains_key(&path), "{method} {path}");
+        }
+    }
 }

@@ -8,12 +8,12 @@
 
 use std::fmt::Write as _;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use hookd_store::model::Published;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::time::now_ms;
@@ -62,10 +62,18 @@ pub(crate) fn count_published<'a>(published: impl IntoIterator<Item = &'a Publis
     }
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(render))
 }
 
+/// Metrics in Prometheus text format: counters and histograms of the recorder, then the
+/// queue gauges read from the store.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))
+)]
 async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = match &state.config.metrics {
         Some(render) => render.render(),

@@ -2,15 +2,19 @@
 
 use hookd_store::model::PageRequest;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 
 pub(crate) const DEFAULT_LIMIT: usize = 50;
 pub(crate) const MAX_LIMIT: usize = 250;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
+    /// Page size, 1 to 250 (default 50).
     pub(crate) limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     pub(crate) cursor: Option<String>,
 }
 

@@ -3,10 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::ids::{IdKind, new_id};
 use hookd_core::signing::{SECRET_RANDOM_BYTES, new_webhook_secret};
@@ -14,21 +13,24 @@ use hookd_core::target::TargetPolicy;
 use hookd_store::model::{NewWebhook, SecretRotation, WebhookChanges, WebhookRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
 use crate::body::{double_option, read_json, read_optional_json};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::event_types::check_filters;
 use crate::pagination::PageParams;
 use crate::random::fill_random;
 use crate::time::{now_ms, rfc3339};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2/webhooks", get(list).post(create))
-        .route("/v2/webhooks/{id}", get(show).patch(update).delete(remove))
-        .route("/v2/webhooks/{id}/rotate-secret", post(rotate_secret))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(rotate_secret))
 }
 
 /// Headers hookd sets itself; a webhook's signature header may not shadow them.
@@ -53,20 +55,28 @@ const MAX_ROTATION_GRACE_SECONDS: u64 = 7 * 24 * 60 * 60;
 /// How long registration waits for DNS before leaving the check to connect time.
 const REGISTRATION_DNS_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Serialize)]
+/// A webhook (endpoint registration).
+#[derive(Serialize, ToSchema)]
 struct WebhookView {
+    #[schema(example = "wh_01m822p0xrrpw3y1mdpe98qrbt")]
     id: String,
     url: String,
+    /// Event types, `*` or prefix wildcards such as `payout_request.*`.
     events: Vec<String>,
+    /// Envelope format: `typed` or `event`.
+    #[schema(value_type = String, example = "typed")]
     format: &'static str,
     signature_header: String,
     enabled: bool,
     disabled_reason: Option<String>,
     description: Option<String>,
+    #[schema(value_type = Object)]
     metadata: Value,
+    /// RFC 3339.
     created_at: String,
+    /// RFC 3339.
     updated_at: String,
-    /// Only on creation and rotation.
+    /// The signing secret (`whsec_…`): only in the answers to creation and rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
 }
@@ -90,36 +100,71 @@ impl WebhookView {
     }
 }
 
-#[derive(Deserialize)]
+/// A page of webhooks.
+#[derive(Serialize, ToSchema)]
+struct WebhookPage {
+    data: Vec<WebhookView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// `POST /v2/webhooks`.
+#[derive(Deserialize, ToSchema)]
 struct CreateWebhook {
     url: String,
+    /// Event types, `*` or prefix wildcards such as `payout_request.*`.
     events: Vec<String>,
     description: Option<String>,
+    /// Default `true`.
     enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
+    /// `typed` (default) or `event`.
     format: Option<String>,
+    /// Default `x-nextpay-signature` for `typed`, `X-Webhook-Signature` for `event`.
     signature_header: Option<String>,
 }
 
 /// `POST /v2/webhooks/{id}/rotate-secret`; the body may be absent.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 struct RotateSecret {
-    /// Checked by hand, so that `-1`, `1.5` or `"60"` get a clear message.
+    /// How long the replaced secret keeps signing: 0 to 604800 seconds (default 86400).
+    // Checked by hand, so that `-1`, `1.5` or `"60"` get a clear message.
+    #[schema(value_type = Option<u64>)]
     grace_seconds: Option<Value>,
 }
 
-#[derive(Deserialize)]
+/// `PATCH /v2/webhooks/{id}`: only the fields given change.
+#[derive(Deserialize, ToSchema)]
 struct UpdateWebhook {
     url: Option<String>,
     events: Option<Vec<String>>,
+    /// `null` removes the description.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
     enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
     format: Option<String>,
     signature_header: Option<String>,
 }
 
+/// Registers a webhook; the answer carries its signing secret (shown only here).
+#[utoipa::path(
+    post,
+    path = "/v2/webhooks",
+    tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "Created, with its `secret`", body = WebhookView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid URL, unknown event type, missing or mistyped field", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     client: Client,
@@ -166,11 +211,24 @@ async fn create(
     ))
 }
 
+/// Lists the client's webhooks (without secrets).
+#[utoipa::path(
+    get,
+    path = "/v2/webhooks",
+    tag = "webhooks",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of webhooks", body = WebhookPage),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 422, description = "Bad `limit` or `cursor`", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     client: Client,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookPage>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
     let page = state
         .store
@@ -181,11 +239,25 @@ async fn list(
         .into_iter()
         .map(|w| WebhookView::from_record(w, false))
         .collect();
-    Ok(Json(
-        serde_json::json!({ "data": data, "next_cursor": page.next_cursor }),
-    ))
+    Ok(Json(WebhookPage {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// One webhook (without its secret).
+#[utoipa::path(
+    get,
+    path = "/v2/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookView),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such webhook of this client", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     client: Client,
@@ -197,6 +269,22 @@ async fn show(
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
+/// Changes the fields given.
+#[utoipa::path(
+    patch,
+    path = "/v2/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, description = "The changed webhook", body = WebhookView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such webhook of this client", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     client: Client,
@@ -236,8 +324,24 @@ async fn update(
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
-/// A new secret; the replaced one keeps signing (next to it, in `webhook-signature`) for
-/// the grace period, and an older one still in its grace period is dropped.
+/// Gives the webhook a new signing secret (in the answer); the replaced one keeps signing
+/// during the grace period.
+#[utoipa::path(
+    post,
+    path = "/v2/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+    request_body(content = RotateSecret, description = "Optional: an empty body means the default grace period"),
+    responses(
+        (status = 200, description = "The webhook with its new `secret`", body = WebhookView),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such webhook of this client", body = ErrorBody),
+        (status = 422, description = "Bad `grace_seconds`", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
+// A new secret; the replaced one keeps signing (next to it, in `webhook-signature`) for
+// the grace period, and an older one still in its grace period is dropped.
 async fn rotate_secret(
     State(state): State<AppState>,
     client: Client,
@@ -284,6 +388,19 @@ fn parse_grace_seconds(value: Option<&Value>) -> Result<u64, ApiError> {
     }
 }
 
+/// Deletes a webhook; its pending deliveries are cancelled.
+#[utoipa::path(
+    delete,
+    path = "/v2/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such webhook of this client", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     client: Client,

@@ -1,5 +1,5 @@
 //! The delivery engine: claims due deliveries from the store, sends each attempt, and
-//! records what happened.
+//! records what happened; and purges events past their retention.
 //!
 //! One dispatcher task per process claims work in batches and starts one task per
 //! attempt. A global semaphore bounds attempts in flight, and a per-webhook cap keeps a
@@ -13,6 +13,7 @@ mod attempt;
 mod client;
 mod dispatcher;
 mod observe;
+mod retention;
 
 pub use observe::{
     ATTEMPT_DURATION, ATTEMPT_DURATION_BUCKETS, ATTEMPTS, DELIVERY_LATENCY,
@@ -43,6 +44,9 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// The `user-agent` of every attempt.
     pub user_agent: String,
+    /// Events received longer ago than this are purged with their deliveries and attempt
+    /// logs, once none of their deliveries is pending; `None` keeps everything.
+    pub retention: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +60,7 @@ impl Default for EngineConfig {
             claim_batch: 256,
             poll_interval: Duration::from_secs(1),
             user_agent: "hookd".to_owned(),
+            retention: Some(Duration::from_secs(30 * 24 * 60 * 60)),
         }
     }
 }
@@ -83,10 +88,24 @@ impl Engine {
         })
     }
 
-    /// Delivers until `shutdown` completes, then waits (up to the attempt timeout) for
-    /// attempts in flight to be recorded. Work not finished stays leased and is picked up
-    /// again when its lease ends.
+    /// Delivers (and purges past retention, see [`EngineConfig::retention`]) until
+    /// `shutdown` completes, then waits (up to the attempt timeout) for attempts in flight
+    /// to be recorded. Work not finished stays leased and is picked up again when its
+    /// lease ends.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let purger = self
+            .config
+            .retention
+            .map(|age| tokio::spawn(retention::run(Arc::clone(&self.store), age, stop_rx)));
+        // Retention stops with the dispatcher's shutdown (dropping `stop_tx` stops it too).
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
         dispatcher::run(self.store, self.config, self.http, shutdown).await;
+        if let Some(purger) = purger {
+            let _ = purger.await;
+        }
     }
 }

@@ -24,7 +24,7 @@ pub use error::StoreError;
 use model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
     EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, Page,
-    PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
+    PageRequest, Published, PurgeCount, SecretRotation, WebhookChanges, WebhookRecord,
 };
 
 /// Everything hookd keeps. Every read and write of tenant data names the client, so one
@@ -137,4 +137,15 @@ pub trait Store: Send + Sync + 'static {
         leases: Vec<(i64, i64)>,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+
+    /// Retention: deletes at most `max_events` of the oldest events received before
+    /// `cutoff_ms` (unix ms), with their deliveries and attempt logs, in one short write.
+    /// An event with a pending delivery is never deleted (it waits until the delivery
+    /// succeeds, fails for good or is cancelled). Their idempotency keys are forgotten with
+    /// them. Fewer than `max_events` deleted means nothing more is purgeable now.
+    async fn purge_events_received_before(
+        &self,
+        cutoff_ms: i64,
+        max_events: usize,
+    ) -> Result<PurgeCount, StoreError>;
 }

@@ -357,3 +357,11 @@ pub struct QueueStats {
     /// its lease's end), if there is one.
     pub oldest_due_at_ms: Option<i64>,
 }
+
+/// What one retention batch deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeCount {
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+}

@@ -76,6 +76,10 @@ pub(crate) struct ServeArgs {
     /// How often workers look for due work when nothing wakes them (default 1s).
     #[arg(long, env = "HOOKD_POLL_INTERVAL")]
     pub(crate) poll_interval: Option<String>,
+    /// How long events (with their deliveries and attempt logs) are kept before they are
+    /// purged, e.g. `30d` (the default) or `12h`; `off` keeps everything.
+    #[arg(long, env = "HOOKD_RETENTION")]
+    pub(crate) retention: Option<String>,
     /// Log lines on stderr: `text` (default) or `json` (one JSON object per line).
     /// `HOOKD_LOG` sets the level and filters (default `info`).
     #[arg(long, env = "HOOKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -40,6 +40,7 @@ struct FileSettings {
     max_in_flight_per_webhook: Option<usize>,
     #[serde(alias = "poll-interval")]
     poll_interval: Option<String>,
+    retention: Option<String>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -100,6 +101,8 @@ pub(crate) struct Config {
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_webhook: usize,
     pub(crate) poll_interval: Duration,
+    /// `None`: `off`, nothing is purged.
+    pub(crate) retention: Option<Duration>,
 }
 
 pub(crate) fn database(store: &StoreArgs) -> anyhow::Result<Database> {
@@ -138,6 +141,16 @@ fn positive_duration(name: &str, text: Option<String>, default: &str) -> anyhow:
     Ok(duration)
 }
 
+/// The retention setting: a duration longer than zero, or `off`.
+fn retention(text: Option<String>) -> anyhow::Result<Option<Duration>> {
+    match text {
+        Some(text) if text.trim() == "off" => Ok(None),
+        text => positive_duration("retention", text, "30d")
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{e} (or `off` to keep everything)")),
+    }
+}
+
 impl Config {
     pub(crate) fn from_args(args: &ServeArgs) -> anyhow::Result<Config> {
         let file = read_file(args.store.config.as_deref())?;
@@ -166,6 +179,7 @@ impl Config {
             args.poll_interval.clone().or(file.poll_interval),
             "1s",
         )?;
+        let retention = retention(args.retention.clone().or(file.retention))?;
         let positive =
             |name: &str, value: Option<usize>, default: usize| -> anyhow::Result<usize> {
                 match value.unwrap_or(default) {
@@ -205,6 +219,7 @@ impl Config {
                 engine_defaults.max_in_flight_per_webhook,
             )?,
             poll_interval,
+            retention,
         })
     }
 }
@@ -222,6 +237,10 @@ mod tests {
         );
         assert_eq!(config.schedule, RetrySchedule::seeds());
         assert_eq!(config.attempt_timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.retention,
+            Some(Duration::from_secs(30 * 24 * 60 * 60))
+        );
         assert_eq!(
             config.target_policy,
             TargetPolicy {
@@ -252,5 +271,29 @@ mod tests {
         assert_eq!(config.attempt_timeout, Duration::from_secs(2));
         assert!(config.target_policy.allow_http);
         assert_eq!(config.schedule.max_attempts(), 2);
+    }
+
+    #[test]
+    fn retention_takes_a_duration_or_off() {
+        let with = |text: &str| {
+            Config::from_args(&ServeArgs {
+                retention: Some(text.to_owned()),
+                ..ServeArgs::default()
+            })
+            .map(|c| c.retention)
+        };
+        assert_eq!(
+            with("7d").ok(),
+            Some(Some(Duration::from_secs(7 * 24 * 3600)))
+        );
+        assert_eq!(with("2s").ok(), Some(Some(Duration::from_secs(2))));
+        assert_eq!(with("off").ok(), Some(None));
+        for bad in ["0s", "soon", "0"] {
+            let error = with(bad)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(error.starts_with("retention"), "{bad}: {error}");
+        }
     }
 }

@@ -32,6 +32,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_in_flight: config.max_in_flight,
             max_in_flight_per_webhook: config.max_in_flight_per_webhook,
             poll_interval: config.poll_interval,
+            retention: config.retention,
             user_agent: format!("hookd/{}", env!("CARGO_PKG_VERSION")),
             ..EngineConfig::default()
         },

@@ -6,7 +6,11 @@ use deadpool_postgres::ClientWrapper;
 use crate::StoreError;
 
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`; applied migrations are never edited.
-const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_1.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 
 /// Brings the schema in the connection's `search_path` up to date and returns its name.
 pub(super) async fn apply(client: &mut ClientWrapper) -> Result<String, StoreError> {

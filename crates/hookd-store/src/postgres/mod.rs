@@ -384,4 +384,14 @@ impl Store for PostgresStore {
         self.notify_due(&client).await;
         Ok(())
     }
+
+    async fn purge_events_received_before(
+        &self,
+        cutoff_ms: i64,
+        max_events: usize,
+    ) -> Result<crate::model::PurgeCount, StoreError> {
+        // Housekeeping, not a promise to a client: the engine pool (no synchronous commit).
+        queries::purge_events_received_before(&self.engine.get().await?, cutoff_ms, max_events)
+            .await
+    }
 }

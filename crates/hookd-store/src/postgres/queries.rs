@@ -835,3 +835,45 @@ pub(super) async fn release_leases(
     .await?;
     Ok(())
 }
+
+/// Retention: deletes up to `max_events` of the oldest events received before `cutoff_ms`
+/// that have no pending delivery (nor one that changed since the cutoff: an attempt still
+/// in flight when its delivery was cancelled may yet be logged), with their deliveries and
+/// attempts, in one statement. Rows another node is purging are skipped, not waited for.
+pub(super) async fn purge_events_received_before(
+    c: &impl GenericClient,
+    cutoff_ms: i64,
+    max_events: usize,
+) -> Result<crate::model::PurgeCount, StoreError> {
+    let found = row(
+        c,
+        "WITH doomed AS ( \
+           SELECT e.key FROM events e \
+           WHERE e.received_at < $1 AND NOT EXISTS ( \
+             SELECT 1 FROM deliveries d WHERE d.event_key = e.key \
+             AND (d.state = 0 OR d.updated_at >= $1)) \
+           ORDER BY e.received_at LIMIT $2 \
+           FOR UPDATE OF e SKIP LOCKED), \
+         gone_attempts AS ( \
+           DELETE FROM attempts a USING doomed WHERE a.event_key = doomed.key RETURNING 1), \
+         gone_deliveries AS ( \
+           DELETE FROM deliveries d USING doomed WHERE d.event_key = doomed.key RETURNING 1), \
+         gone_events AS ( \
+           DELETE FROM events e USING doomed WHERE e.key = doomed.key RETURNING 1) \
+         SELECT (SELECT COUNT(*) FROM gone_events), (SELECT COUNT(*) FROM gone_deliveries), \
+           (SELECT COUNT(*) FROM gone_attempts)",
+        &[&cutoff_ms, &count(max_events)],
+    )
+    .await?;
+    let Some(r) = found else {
+        return Ok(crate::model::PurgeCount::default());
+    };
+    let (events, deliveries, attempts): (i64, i64, i64) =
+        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    let widen = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(crate::model::PurgeCount {
+        events: widen(events),
+        deliveries: widen(deliveries),
+        attempts: widen(attempts),
+    })
+}

@@ -403,4 +403,23 @@ impl Store for SqliteStore {
             })
             .await
     }
+
+    async fn purge_events_received_before(
+        &self,
+        cutoff_ms: i64,
+        max_events: usize,
+    ) -> Result<crate::model::PurgeCount, StoreError> {
+        // One small job (`max_events` bounds it) in the next group: the writer is never
+        // held for long. Relaxed: a purge lost in a power cut is simply done again.
+        // Neither cache changes: the subscriber cache holds webhooks, and the due index
+        // holds pending deliveries only, which a purge never deletes.
+        self.writer
+            .write(Durability::Relaxed, move |tx| {
+                Ok((
+                    queries::purge_events_received_before(tx.conn, cutoff_ms, max_events)?,
+                    Wake::Nobody,
+                ))
+            })
+            .await
+    }
 }

@@ -813,6 +813,41 @@ pub(super) fn queue_stats(
     })
 }
 
+/// Retention: deletes up to `max_events` of the oldest events received before `cutoff_ms`
+/// that have no pending delivery (nor one that changed since the cutoff: an attempt still
+/// in flight when its delivery was cancelled may yet be logged), with their deliveries and
+/// attempts. Walks `events_by_received_at` oldest first; each deletion goes through
+/// `attempts_by_event` and `deliveries_by_event`. Only finished deliveries go, so the due index (pending
+/// deliveries only) is unaffected.
+pub(super) fn purge_events_received_before(
+    conn: &Connection,
+    cutoff_ms: i64,
+    max_events: usize,
+) -> Result<crate::model::PurgeCount, StoreError> {
+    let limit = i64::try_from(max_events).unwrap_or(i64::MAX);
+    let keys: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT e.key FROM events e INDEXED BY events_by_received_at \
+             WHERE e.received_at < ?1 AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.event_key = e.key \
+              AND (d.state = 0 OR d.updated_at >= ?1)) \
+             ORDER BY e.received_at LIMIT ?2",
+        )?
+        .query_map(params![cutoff_ms, limit], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut count = crate::model::PurgeCount::default();
+    let mut attempts = conn.prepare_cached("DELETE FROM attempts WHERE event_key = ?1")?;
+    let mut deliveries = conn.prepare_cached("DELETE FROM deliveries WHERE event_key = ?1")?;
+    let mut events = conn.prepare_cached("DELETE FROM events WHERE key = ?1")?;
+    let widen = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    for key in keys {
+        count.attempts += widen(attempts.execute([key])?);
+        count.deliveries += widen(deliveries.execute([key])?);
+        count.events += widen(events.execute([key])?);
+    }
+    Ok(count)
+}
+
 /// Makes every leased delivery due now. Only safe when no other process can hold a lease,
 /// which `SqliteStore::open_for_serving` guarantees with a lock file.
 pub(super) fn release_all_leases(conn: &Connection, now_ms: i64) -> Result<usize, StoreError> {

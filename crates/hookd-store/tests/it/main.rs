@@ -20,6 +20,7 @@ mod fanout;
 mod group_commit;
 mod handoff;
 mod leases;
+mod retention;
 mod rotation;
 mod tenancy;
 

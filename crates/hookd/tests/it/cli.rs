@@ -85,9 +85,11 @@ async fn clients_create_prints_json_once(backend: Backend) {
 async fn bad_settings_stop_start_up_with_one_line(backend: Backend) {
     let db = Database::new(backend).await;
     let database = db.url();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 6] = [
         &["--database", &database, "--retry-schedule", "0s,soon"],
         &["--database", &database, "--attempt-timeout", "forever"],
+        &["--database", &database, "--retention", "a while"],
+        &["--database", &database, "--retention", "0s"],
         &["--database", &database, "--listen", "nowhere"],
         &["--database", "mysql://x"],
     ];

@@ -16,6 +16,8 @@ mod delivery;
 mod durability;
 mod isolation;
 mod observability;
+mod openapi;
+mod retention;
 mod rotation;
 mod security;
 mod seeds;
