@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use hookd_core::envelope::Envelope;
 use hookd_core::ids::{IdKind, check_client_key, new_id};
 use hookd_core::json::{CanonicalJson, JsonLimits};
+use hookd_store::model::DeliveryRecord;
 use hookd_store::model::{AttemptLog, EventQuery, EventRecord, NewEvent, Published};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -229,6 +230,8 @@ async fn prepare(
         data,
         now_ms: now,
         first_attempt_at_ms: now.saturating_add(delay),
+        test: false,
+        only_webhook_id: None,
     })
 }
 
@@ -242,6 +245,10 @@ struct EventView {
     event_type: String,
     #[schema(value_type = Object)]
     data: Value,
+    /// `true` for a test event (`POST /v2/webhooks/{id}/test`); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(value_type = Option<bool>)]
+    test: bool,
 }
 
 /// A page of events.
@@ -262,7 +269,7 @@ struct EventDetail {
 
 /// One event's delivery to one webhook.
 #[derive(Serialize, ToSchema)]
-struct DeliveryView {
+pub(crate) struct DeliveryView {
     webhook_id: String,
     /// `pending`, `succeeded`, `failed` or `cancelled`.
     #[schema(value_type = String, example = "succeeded")]
@@ -308,6 +315,21 @@ struct AttemptPage {
     next_cursor: Option<String>,
 }
 
+impl DeliveryView {
+    /// Also an item of a webhook's delivery log (`GET /v2/webhooks/{id}/deliveries`).
+    pub(crate) fn of(d: &DeliveryRecord) -> DeliveryView {
+        DeliveryView {
+            webhook_id: d.webhook_id.clone(),
+            state: d.state.as_str(),
+            status: d.state.as_str(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at_ms.map(rfc3339),
+            last_response_status: d.last_response_status,
+            updated_at: rfc3339(d.updated_at_ms),
+        }
+    }
+}
+
 impl EventView {
     fn of(event: &EventRecord) -> EventView {
         EventView {
@@ -315,6 +337,7 @@ impl EventView {
             created: event.created,
             event_type: event.event_type.clone(),
             data: event.data.to_value(),
+            test: event.test,
         }
     }
 }
@@ -406,19 +429,7 @@ async fn show(
         .get_event(&client.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
-    let deliveries: Vec<DeliveryView> = detail
-        .deliveries
-        .iter()
-        .map(|d| DeliveryView {
-            webhook_id: d.webhook_id.clone(),
-            state: d.state.as_str(),
-            status: d.state.as_str(),
-            attempts: d.attempts,
-            next_attempt_at: d.next_attempt_at_ms.map(rfc3339),
-            last_response_status: d.last_response_status,
-            updated_at: rfc3339(d.updated_at_ms),
-        })
-        .collect();
+    let deliveries: Vec<DeliveryView> = detail.deliveries.iter().map(DeliveryView::of).collect();
     Ok(Json(EventDetail {
         event: EventView::of(&detail.event),
         deliveries,

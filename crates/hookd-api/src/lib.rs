@@ -10,6 +10,7 @@ pub mod error;
 
 mod auth;
 mod body;
+mod deliveries;
 mod docs;
 mod event_types;
 mod events;
@@ -17,6 +18,7 @@ mod health;
 mod observability;
 mod pagination;
 mod random;
+mod test_events;
 mod time;
 mod webhooks;
 
@@ -113,6 +115,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(observability::routes())
         .merge(webhooks::routes())
+        .merge(deliveries::routes())
+        .merge(test_events::routes())
         .merge(events::routes())
         .merge(event_types::routes())
         .merge(docs::routes())

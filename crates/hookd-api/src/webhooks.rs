@@ -42,6 +42,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
+    hookd_core::sample::TEST_EVENT_HEADER,
     "transfer-encoding",
     "connection",
 ];

@@ -14,6 +14,7 @@ pub mod event_type;
 pub mod ids;
 pub mod json;
 pub mod outcome;
+pub mod sample;
 pub mod schedule;
 pub mod signing;
 pub mod target;

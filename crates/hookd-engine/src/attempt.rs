@@ -7,6 +7,7 @@ use hookd_core::ids::{IdKind, new_id};
 use hookd_core::outcome::{
     AttemptResult, AttemptVerdict, judge_attempt, parse_retry_after_seconds,
 };
+use hookd_core::sample::TEST_EVENT_HEADER;
 use hookd_core::schedule::RetrySchedule;
 use hookd_core::signing::signature_headers;
 use hookd_core::target::TargetPolicy;
@@ -46,6 +47,9 @@ pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) ->
         ("content-type".to_owned(), "application/json".to_owned()),
         ("user-agent".to_owned(), ctx.user_agent.clone()),
     ];
+    if event.test {
+        request_headers.push((TEST_EVENT_HEADER.to_owned(), "true".to_owned()));
+    }
     let exchange = match signature_headers(
         &delivery.signing_secrets(started_at_ms),
         &delivery.signature_header,

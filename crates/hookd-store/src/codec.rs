@@ -39,6 +39,8 @@ pub(crate) fn event_record(
         data: CanonicalJson::from_canonical_unchecked(data),
         created: received_at_ms.div_euclid(1000),
         received_at_ms,
+        // Read from the `test` column where it matters: see `EventRecord::with_test`.
+        test: false,
     }
 }
 

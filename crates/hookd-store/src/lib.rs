@@ -100,6 +100,16 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         event_id: &str,
     ) -> Result<Option<(EventRecord, Vec<AttemptLog>)>, StoreError>;
+    /// A webhook's deliveries, newest first (by delivery), with their events, filtered by
+    /// state and by when the event was received. `None` if the client has no such webhook
+    /// (or deleted it).
+    async fn list_webhook_deliveries(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        query: model::DeliveryQuery,
+        page: PageRequest,
+    ) -> Result<Option<Page<model::WebhookDelivery>>, StoreError>;
 
     /// Leases up to `claim.limit` due deliveries: each becomes invisible to other claims
     /// until its lease ends, after which it is due again (so a crashed worker strands

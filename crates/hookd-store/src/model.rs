@@ -106,6 +106,12 @@ pub struct NewEvent {
     pub now_ms: i64,
     /// When the first attempt of each delivery is due (the schedule's first step).
     pub first_attempt_at_ms: i64,
+    /// A test event (`POST /v2/webhooks/{id}/test`): stored marked, and every attempt of
+    /// its deliveries carries the test header.
+    pub test: bool,
+    /// Deliver to this webhook (public id) alone, if it is enabled and its filters match,
+    /// instead of to every matching webhook of the client.
+    pub only_webhook_id: Option<String>,
 }
 
 impl NewEvent {
@@ -117,7 +123,15 @@ impl NewEvent {
             data: self.data.clone(),
             created: self.now_ms.div_euclid(1000),
             received_at_ms: self.now_ms,
+            test: self.test,
         }
+    }
+
+    /// Whether this event goes to `webhook_id` (given that its filters match the type).
+    pub fn goes_to(&self, webhook_id: &str) -> bool {
+        self.only_webhook_id
+            .as_deref()
+            .is_none_or(|only| only == webhook_id)
     }
 }
 
@@ -129,6 +143,16 @@ pub struct EventRecord {
     /// Unix seconds, as in the envelope.
     pub created: i64,
     pub received_at_ms: i64,
+    /// A test event (`POST /v2/webhooks/{id}/test`): its attempts carry the test header.
+    pub test: bool,
+}
+
+impl EventRecord {
+    /// The same event, marked as a test event or not (as its `test` column says).
+    pub(crate) fn with_test(mut self, test: bool) -> EventRecord {
+        self.test = test;
+        self
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -218,6 +242,33 @@ pub struct DeliveryRecord {
     pub next_attempt_at_ms: Option<i64>,
     pub last_response_status: Option<u16>,
     pub updated_at_ms: i64,
+}
+
+/// Which of a webhook's deliveries `Store::list_webhook_deliveries` lists.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryQuery {
+    /// Only deliveries in this state.
+    pub state: Option<DeliveryState>,
+    /// Only events received at or after this time (unix ms).
+    pub since_ms: Option<i64>,
+    /// Only events received before this time (unix ms).
+    pub until_ms: Option<i64>,
+}
+
+/// One delivery of a webhook's log, with the event it carries (without its data).
+#[derive(Clone, Debug)]
+pub struct WebhookDelivery {
+    pub event_id: String,
+    pub event_type: String,
+    pub event_received_at_ms: i64,
+    pub delivery: DeliveryRecord,
+}
+
+impl WebhookDelivery {
+    /// The event's `created` (unix seconds), as in the envelope.
+    pub fn event_created(&self) -> i64 {
+        self.event_received_at_ms.div_euclid(1000)
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -319,6 +319,23 @@ impl Store for PostgresStore {
         queries::list_attempts(&self.clients.get().await?, client_id, event_id).await
     }
 
+    async fn list_webhook_deliveries(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        query: crate::model::DeliveryQuery,
+        page: PageRequest,
+    ) -> Result<Option<Page<crate::model::WebhookDelivery>>, StoreError> {
+        queries::list_webhook_deliveries(
+            &self.clients.get().await?,
+            client_id,
+            webhook_id,
+            &query,
+            &page,
+        )
+        .await
+    }
+
     async fn claim_due_deliveries(
         &self,
         claim: ClaimRequest,

@@ -262,7 +262,7 @@ async fn insert(
             let mut deliveries = Vec::new();
             for webhook in webhooks
                 .iter()
-                .filter(|w| any_matches(&w.filters, &event.event_type))
+                .filter(|w| any_matches(&w.filters, &event.event_type) && event.goes_to(&w.id))
             {
                 let permit = match handoff {
                     Some(h) if due_now => h.sender.clone().try_reserve_owned().ok(),
@@ -359,6 +359,7 @@ async fn insert_rows(
     handoff: Option<&Handoff>,
 ) -> Result<Vec<(usize, Option<NewDelivery>)>, StoreError> {
     let n = rows.len();
+    let mut tests = Vec::with_capacity(n);
     let (mut ords, mut clients, mut ids, mut keys, mut types, mut data, mut times) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -380,6 +381,7 @@ async fn insert_rows(
         types.push(e.event_type.as_str());
         data.push(e.data.as_str());
         times.push(e.now_ms);
+        tests.push(e.test);
         for (webhook, leased) in &row.deliveries {
             d_ords.push(ord);
             d_webhooks.push(webhook.key);
@@ -396,11 +398,11 @@ async fn insert_rows(
         c,
         "WITH input AS ( \
            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::bigint[]) \
-           AS i(ord, client_id, id, idempotency_key, type, data, received_at)), \
+             $6::text[], $7::bigint[], $13::bool[]) \
+           AS i(ord, client_id, id, idempotency_key, type, data, received_at, test)), \
          ev AS ( \
-           INSERT INTO events (client_id, id, idempotency_key, type, data, received_at) \
-           SELECT client_id, id, idempotency_key, type, data, received_at FROM input \
+           INSERT INTO events (client_id, id, idempotency_key, type, data, received_at, test) \
+           SELECT client_id, id, idempotency_key, type, data, received_at, test FROM input \
            ORDER BY ord ON CONFLICT DO NOTHING RETURNING key, client_id, id), \
          placed AS ( \
            SELECT i.ord, ev.key FROM ev JOIN input i ON i.client_id = ev.client_id AND i.id = ev.id), \
@@ -428,6 +430,7 @@ async fn insert_rows(
             &d_at,
             &d_leased,
             &d_times,
+            &tests,
         ],
     )
     .await?;

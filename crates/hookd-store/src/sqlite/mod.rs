@@ -321,6 +321,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn list_webhook_deliveries(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        query: crate::model::DeliveryQuery,
+        page: PageRequest,
+    ) -> Result<Option<Page<crate::model::WebhookDelivery>>, StoreError> {
+        let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
+        self.readers
+            .read(move |c| queries::list_webhook_deliveries(c, &client, &id, &query, &page))
+            .await
+    }
+
     async fn claim_due_deliveries(
         &self,
         claim: ClaimRequest,

@@ -24,6 +24,8 @@ async fn a_published_event_and_its_deliveries_survive_a_reopen_byte_for_byte(bac
         data: data.clone(),
         now_ms: T0,
         first_attempt_at_ms,
+        test: false,
+        only_webhook_id: None,
     };
     let store = TestStore::new(backend).await;
     add_client(&*store, "cl_a").await;

@@ -15,6 +15,7 @@
 
 mod claims;
 mod cluster;
+mod delivery_log;
 mod durability;
 mod fanout;
 mod group_commit;
@@ -23,6 +24,7 @@ mod leases;
 mod retention;
 mod rotation;
 mod tenancy;
+mod test_events;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -173,6 +175,8 @@ fn event(id: &str, event_type: &str, now_ms: i64) -> NewEvent {
         data: json(r#"{"n":1}"#),
         now_ms,
         first_attempt_at_ms: now_ms,
+        test: false,
+        only_webhook_id: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod delivery;
+mod delivery_log;
 mod durability;
 mod isolation;
 mod observability;
@@ -22,6 +23,7 @@ mod rotation;
 mod security;
 mod seeds;
 mod shutdown;
+mod test_events;
 
 use std::path::Path;
 

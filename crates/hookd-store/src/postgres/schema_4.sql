@@ -1,0 +1,3 @@
+-- hookd's PostgreSQL schema, version 4: a webhook's delivery log (`GET
+-- /v2/webhooks/{id}/deliveries`) walks its deliveries newest first.
+CREATE INDEX deliveries_by_webhook ON deliveries(webhook_key, key);
