@@ -14,7 +14,7 @@ use crate::auth::Client;
 use crate::error::{ApiError, ErrorBody};
 use crate::events::DeliveryView;
 use crate::pagination::PageParams;
-use crate::time::parse_instant;
+use crate::time::parse_window;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -106,18 +106,11 @@ async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<WebhookDeliveryPage>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let (since_ms, until_ms) = parse_window(params.since.as_deref(), params.until.as_deref())?;
     let query = DeliveryQuery {
         state: params.status.as_deref().map(parse_status).transpose()?,
-        since_ms: params
-            .since
-            .as_deref()
-            .map(|s| parse_instant("since", s))
-            .transpose()?,
-        until_ms: params
-            .until
-            .as_deref()
-            .map(|s| parse_instant("until", s))
-            .transpose()?,
+        since_ms,
+        until_ms,
     };
     let page_params = PageParams {
         limit: params.limit,

@@ -25,7 +25,7 @@ use crate::body::read_json;
 use crate::error::{ApiError, ErrorBody};
 use crate::event_types::check_publishable;
 use crate::pagination::PageParams;
-use crate::time::{now_ms, parse_instant, rfc3339};
+use crate::time::{now_ms, parse_window, rfc3339};
 
 /// Most events in one batch.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -378,18 +378,11 @@ async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventPage>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let (since_ms, until_ms) = parse_window(params.since.as_deref(), params.until.as_deref())?;
     let query = EventQuery {
         event_type: params.event_type,
-        since_ms: params
-            .since
-            .as_deref()
-            .map(|s| parse_instant("since", s))
-            .transpose()?,
-        until_ms: params
-            .until
-            .as_deref()
-            .map(|s| parse_instant("until", s))
-            .transpose()?,
+        since_ms,
+        until_ms,
     };
     let page_params = PageParams {
         limit: params.limit,

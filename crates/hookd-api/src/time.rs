@@ -15,6 +15,17 @@ pub(crate) fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
+/// Parses the optional `since`/`until` query parameters of the lists, in unix ms.
+pub(crate) fn parse_window(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    Ok((
+        since.map(|s| parse_instant("since", s)).transpose()?,
+        until.map(|s| parse_instant("until", s)).transpose()?,
+    ))
+}
+
 /// Parses `since`/`until`: unix seconds, or an RFC 3339 time.
 pub(crate) fn parse_instant(name: &str, text: &str) -> Result<i64, ApiError> {
     if let Ok(seconds) = text.parse::<i64>() {
