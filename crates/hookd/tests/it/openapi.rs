@@ -49,6 +49,8 @@ async fn document(hookd: &Hookd) -> Value {
     let doc: Value = serde_json::from_str(&body).expect("/openapi.json is not JSON");
     let version = doc["openapi"].as_str().unwrap_or_default();
     assert!(version.starts_with("3."), "openapi version {version:?}");
+    // The document describes this server, so it carries the binary's version.
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     doc
 }
 
