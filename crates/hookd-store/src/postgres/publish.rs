@@ -241,6 +241,9 @@ async fn insert(
         .into_iter()
         .collect();
     let subscribers = queries::load_subscribers(c, &clients).await?;
+    // Leased deliveries come back keyed by webhook: found by key, not by a scan per row.
+    let by_key: HashMap<i64, &Subscriber> =
+        subscribers.values().flatten().map(|w| (w.key, w)).collect();
     let none = Vec::new();
 
     let mut permits = Vec::new();
@@ -309,11 +312,7 @@ async fn insert(
                 let Some(lease_token) = lease_token else {
                     continue;
                 };
-                let Some((webhook, _)) = rows[row]
-                    .deliveries
-                    .iter()
-                    .find(|(w, _)| w.key == *webhook_key)
-                else {
+                let Some(webhook) = by_key.get(webhook_key) else {
                     continue;
                 };
                 leased.push(ClaimedDelivery {
