@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hookd_core::event_type::{BUILTIN_EVENT_TYPES, EventFilter, EventType};
+use hookd_core::event_type::{
+    BUILTIN_EVENT_TYPES, EventFilter, EventType, OPERATIONAL_EVENT_TYPES, is_operational,
+};
 use hookd_store::model::NewEventType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -57,6 +59,9 @@ pub(crate) async fn check_publishable(
     event_type: &str,
 ) -> Result<(), ApiError> {
     EventType::parse(event_type).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if is_operational(event_type) {
+        return Err(reserved(event_type));
+    }
     if BUILTIN_EVENT_TYPES
         .iter()
         .any(|(name, _)| *name == event_type)
@@ -84,12 +89,24 @@ pub(crate) async fn check_filters(
     if filters.len() > 256 {
         return Err(ApiError::invalid("`events` may list at most 256 entries"));
     }
-    let all = catalogue(state, client_id).await?;
+    // Filters may also name hookd's own events, which only such filters match.
+    let mut all = catalogue(state, client_id).await?;
+    all.extend(
+        OPERATIONAL_EVENT_TYPES
+            .iter()
+            .map(|(name, _)| (*name).to_owned()),
+    );
     for filter in filters {
         EventFilter::parse(filter, all.iter().map(String::as_str))
             .map_err(|_| unknown_type(filter, &all))?;
     }
     Ok(())
+}
+
+fn reserved(name: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "`{name}`: event types under `webhook.` are reserved for hookd's own events"
+    ))
 }
 
 fn unknown_type(name: &str, all: &[String]) -> ApiError {
@@ -166,6 +183,9 @@ async fn create(
 ) -> Result<(StatusCode, Json<EventTypeView>), ApiError> {
     let input: CreateEventType = read_json(body, state.config.max_event_bytes).await?;
     let name = EventType::parse(&input.name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if is_operational(name.as_str()) {
+        return Err(reserved(name.as_str()));
+    }
     if input
         .description
         .as_ref()

@@ -18,6 +18,7 @@ mod health;
 mod observability;
 mod pagination;
 mod random;
+mod replay;
 mod test_events;
 mod time;
 mod webhooks;
@@ -118,6 +119,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(deliveries::routes())
         .merge(test_events::routes())
         .merge(events::routes())
+        .merge(replay::routes())
         .merge(event_types::routes())
         .merge(docs::routes())
 }

@@ -10,7 +10,9 @@ use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::ids::{IdKind, new_id};
 use hookd_core::signing::{SECRET_RANDOM_BYTES, new_webhook_secret};
 use hookd_core::target::TargetPolicy;
-use hookd_store::model::{NewWebhook, SecretRotation, WebhookChanges, WebhookRecord};
+use hookd_store::model::{
+    NewWebhook, SecretRotation, WebhookChanges, WebhookHealth, WebhookRecord,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -80,6 +82,40 @@ struct WebhookView {
     /// The signing secret (`whsec_…`): only in the answers to creation and rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
+    health: HealthView,
+}
+
+/// How the webhook's endpoint has been answering: counts of every attempt made to it.
+/// A webhook whose attempts have all failed for `HOOKD_DISABLE_AFTER` (default 5 days) is
+/// disabled, as is one that answers `410 Gone`.
+#[derive(Serialize, ToSchema)]
+struct HealthView {
+    /// Succeeded attempts over all attempts (0 to 1); `null` before the first attempt.
+    success_rate: Option<f64>,
+    attempts_succeeded: i64,
+    attempts_failed: i64,
+    /// Failed attempts since the last success.
+    consecutive_failures: i64,
+    /// RFC 3339.
+    last_success_at: Option<String>,
+    /// RFC 3339.
+    last_failure_at: Option<String>,
+    /// When the current run of failures began (RFC 3339); `null` unless failing.
+    failing_since: Option<String>,
+}
+
+impl HealthView {
+    fn from_record(h: &WebhookHealth) -> HealthView {
+        HealthView {
+            success_rate: h.success_rate(),
+            attempts_succeeded: h.attempts_succeeded,
+            attempts_failed: h.attempts_failed,
+            consecutive_failures: h.consecutive_failures,
+            last_success_at: h.last_success_at_ms.map(rfc3339),
+            last_failure_at: h.last_failure_at_ms.map(rfc3339),
+            failing_since: h.failing_since_ms.map(rfc3339),
+        }
+    }
 }
 
 impl WebhookView {
@@ -97,6 +133,7 @@ impl WebhookView {
             metadata: w.metadata,
             created_at: rfc3339(w.created_at_ms),
             updated_at: rfc3339(w.updated_at_ms),
+            health: HealthView::from_record(&w.health),
         }
     }
 }

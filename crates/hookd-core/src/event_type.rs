@@ -3,6 +3,11 @@
 //! A webhook's `events` list holds filters: an exact type, `*` (everything) or a prefix
 //! wildcard such as `payout_request.*`. Filters are checked against the catalogue when a
 //! webhook is registered, so a typo is refused instead of silently matching nothing.
+//!
+//! hookd's own *operational* events (`webhook.disabled`) are not the client's business
+//! events: only a filter that names them (`webhook.disabled`, `webhook.*`) matches them,
+//! never `*`, so a receiver of business events never gets one it did not ask for. Clients
+//! cannot publish them or add types under `webhook.`.
 
 use std::fmt;
 
@@ -26,6 +31,23 @@ pub const BUILTIN_EVENT_TYPES: &[(&str, &str)] = &[
     ("payment.expired", "Payment expired"),
     ("channel.payment.confirmed", "Channel deposit confirmed"),
 ];
+
+/// Sent to a client's other webhooks when one of its webhooks is disabled.
+pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
+
+/// hookd's own event types, which only filters naming them match.
+pub const OPERATIONAL_EVENT_TYPES: &[(&str, &str)] = &[(
+    WEBHOOK_DISABLED,
+    "A webhook was disabled: it answered 410 Gone, or every attempt failed for too long",
+)];
+
+/// Types under this prefix are hookd's own.
+const OPERATIONAL_PREFIX: &str = "webhook.";
+
+/// Whether `event_type` is one of hookd's own (reserved) types.
+pub fn is_operational(event_type: &str) -> bool {
+    event_type.starts_with(OPERATIONAL_PREFIX)
+}
 
 /// Largest accepted length of an event type name.
 pub const MAX_EVENT_TYPE_LEN: usize = 128;
@@ -64,7 +86,7 @@ impl fmt::Display for EventType {
 /// One entry of a webhook's `events` list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventFilter {
-    /// `*`: every event type.
+    /// `*`: every event type except hookd's operational ones.
     All,
     /// `prefix.*`: every type starting with `prefix.` (the stored prefix includes the dot).
     Prefix(String),
@@ -106,7 +128,7 @@ impl EventFilter {
 
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
-            EventFilter::All => true,
+            EventFilter::All => !is_operational(event_type),
             EventFilter::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
             EventFilter::Exact(t) => t.as_str() == event_type,
         }
@@ -158,9 +180,13 @@ mod tests {
             ("channel.*", "channel.payment.confirmed", true),
             ("payment_intent.paid", "payment_intent.paid", true),
             ("payment_intent.paid", "payment_intent.paid2", false),
+            ("*", "webhook.disabled", false),
+            ("webhook.*", "webhook.disabled", true),
+            ("webhook.disabled", "webhook.disabled", true),
         ];
         for (filter, event_type, expected) in cases {
-            let parsed = EventFilter::parse(filter, builtin()).unwrap_or(EventFilter::All);
+            let catalogue = builtin().chain(OPERATIONAL_EVENT_TYPES.iter().map(|(n, _)| *n));
+            let parsed = EventFilter::parse(filter, catalogue).unwrap_or(EventFilter::All);
             assert_eq!(parsed.to_string(), filter);
             assert_eq!(
                 parsed.matches(event_type),
@@ -188,7 +214,7 @@ mod tests {
 
     #[test]
     fn builtin_types_are_well_formed() {
-        for (name, _) in BUILTIN_EVENT_TYPES {
+        for (name, _) in BUILTIN_EVENT_TYPES.iter().chain(OPERATIONAL_EVENT_TYPES) {
             assert!(EventType::parse(name).is_ok(), "{name}");
         }
     }

@@ -11,6 +11,8 @@ pub enum IdKind {
     Webhook,
     Event,
     Attempt,
+    /// A bulk replay job (`POST /v2/webhooks/{id}/replay`).
+    Replay,
 }
 
 impl IdKind {
@@ -20,6 +22,7 @@ impl IdKind {
             IdKind::Webhook => "wh_",
             IdKind::Event => "evt_",
             IdKind::Attempt => "att_",
+            IdKind::Replay => "rpl_",
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod envelope;
 pub mod event_type;
+pub mod health;
 pub mod ids;
 pub mod json;
 pub mod outcome;

@@ -88,6 +88,7 @@ pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) ->
         ),
         delivery_key: delivery.delivery_key,
         lease_token: delivery.lease_token,
+        webhook_key: delivery.webhook_key,
         attempt_number: delivery.attempt_number,
         started_at_ms,
         duration_ms,

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookd_store::model::{ClaimRequest, ClaimedDelivery, FinishedAttempt};
+use hookd_store::model::{ClaimRequest, ClaimedDelivery, FinishedAttempt, HealthPolicy};
 use hookd_store::{Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep, sleep_until};
@@ -94,8 +94,12 @@ pub(crate) async fn run(
     let (finished_tx, finished_rx) = mpsc::channel(config.max_in_flight.max(1));
     // New deliveries come straight from publishing, already leased to this process.
     let mut fresh = store.hand_off_new_deliveries(lease_ms, config.max_in_flight);
+    let health = HealthPolicy {
+        disable_after: config.disable_after,
+    };
     let recorder = tokio::spawn(record(
         Arc::clone(&store),
+        health,
         finished_rx,
         Arc::clone(&in_flight),
         Arc::clone(&freed),
@@ -365,6 +369,7 @@ async fn next_wake(store: &dyn Store, poll_interval: Duration, claimed_at_ms: i6
 /// Stores finished attempts, as many at a time as have piled up, then frees their slots.
 async fn record(
     store: Arc<dyn Store>,
+    health: HealthPolicy,
     mut finished: mpsc::Receiver<Finished>,
     in_flight: Arc<InFlight>,
     freed: Arc<Notify>,
@@ -375,7 +380,7 @@ async fn record(
             .drain(..)
             .map(|f| (f.attempt, (f.webhook_key, f.permit)))
             .unzip();
-        if let Err(e) = store.record_attempts(attempts).await {
+        if let Err(e) = store.record_attempts(attempts, health).await {
             // The leases run out and the deliveries are attempted again: at least once.
             tracing::error!("recording attempts failed: {e}");
         }

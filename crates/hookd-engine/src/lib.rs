@@ -13,6 +13,7 @@ mod attempt;
 mod client;
 mod dispatcher;
 mod observe;
+mod replay;
 mod retention;
 
 pub use observe::{
@@ -47,6 +48,9 @@ pub struct EngineConfig {
     /// Events received longer ago than this are purged with their deliveries and attempt
     /// logs, once none of their deliveries is pending; `None` keeps everything.
     pub retention: Option<Duration>,
+    /// A webhook whose attempts have all failed for this long is disabled, and its client
+    /// told with a `webhook.disabled` event; `None` never disables for that.
+    pub disable_after: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +65,7 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_secs(1),
             user_agent: "hookd".to_owned(),
             retention: Some(Duration::from_secs(30 * 24 * 60 * 60)),
+            disable_after: Some(hookd_core::health::DEFAULT_DISABLE_AFTER),
         }
     }
 }
@@ -88,12 +93,15 @@ impl Engine {
         })
     }
 
-    /// Delivers (and purges past retention, see [`EngineConfig::retention`]) until
+    /// Delivers (and purges past retention, see [`EngineConfig::retention`], and works
+    /// through bulk replay jobs) until
     /// `shutdown` completes, then waits (up to the attempt timeout) for attempts in flight
     /// to be recorded. Work not finished stays leased and is picked up again when its
     /// lease ends.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Bulk replay jobs, in batches beside delivery; stops with it.
+        let replayer = tokio::spawn(replay::run(Arc::clone(&self.store), stop_rx.clone()));
         let purger = self
             .config
             .retention
@@ -107,5 +115,6 @@ impl Engine {
         if let Some(purger) = purger {
             let _ = purger.await;
         }
+        let _ = replayer.await;
     }
 }

@@ -14,6 +14,8 @@ pub mod sqlite;
 
 mod codec;
 mod error;
+mod health;
+mod replay;
 
 use std::sync::Arc;
 
@@ -23,8 +25,8 @@ use tokio::sync::{Notify, mpsc};
 pub use error::StoreError;
 use model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
-    EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, Page,
-    PageRequest, Published, PurgeCount, SecretRotation, WebhookChanges, WebhookRecord,
+    EventTypeRecord, FinishedAttempt, HealthPolicy, NewClient, NewEvent, NewEventType, NewWebhook,
+    Page, PageRequest, Published, PurgeCount, SecretRotation, WebhookChanges, WebhookRecord,
 };
 
 /// Everything hookd keeps. Every read and write of tenant data names the client, so one
@@ -118,8 +120,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         claim: ClaimRequest,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
-    /// Logs an attempt and moves its delivery on, if the lease is still the caller's.
-    async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError>;
+    /// Logs attempts and moves each delivery on if its lease is still the caller's; counts
+    /// every attempt in its webhook's health. A webhook is disabled, its pending deliveries
+    /// cancelled and a `webhook.disabled` event published to the client's webhooks that
+    /// subscribe to it, all in the same write, when an attempt says so (`410 Gone`) or when
+    /// it has failed for longer than `policy` allows.
+    async fn record_attempts(
+        &self,
+        attempts: Vec<FinishedAttempt>,
+        policy: HealthPolicy,
+    ) -> Result<(), StoreError>;
     /// When the earliest pending delivery becomes due (unix ms), if there is one.
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
     /// How many deliveries are pending, how many of them are due at `now_ms`, and the
@@ -158,4 +168,52 @@ pub trait Store: Send + Sync + 'static {
         cutoff_ms: i64,
         max_events: usize,
     ) -> Result<PurgeCount, StoreError>;
+
+    // Replay: events sent again as new deliveries (same event, same body, attempts
+    // counted from 1 again); bulk replays are jobs the engine works through in batches.
+
+    /// Sends one event again: a new pending delivery, due at once, per webhook (see
+    /// [`model::EventReplay::webhook_id`]). A test event stays one.
+    async fn replay_event(
+        &self,
+        replay: model::EventReplay,
+    ) -> Result<Result<model::ReplayedEvent, model::ReplayRefusal>, StoreError>;
+    /// Stores a running bulk replay job, its `total` counted now over the webhook's
+    /// deliveries in the window, and wakes this process's replay worker
+    /// ([`Store::replay_signal`]).
+    async fn create_replay_job(
+        &self,
+        job: model::NewReplayJob,
+    ) -> Result<Result<model::ReplayJob, model::ReplayRefusal>, StoreError>;
+    async fn get_replay_job(
+        &self,
+        client_id: &str,
+        job_id: &str,
+    ) -> Result<Option<model::ReplayJob>, StoreError>;
+    /// A webhook's replay jobs, newest first. `None` if the client has no such webhook
+    /// (or deleted it).
+    async fn list_replay_jobs(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        page: PageRequest,
+    ) -> Result<Option<Page<model::ReplayJob>>, StoreError>;
+    /// Jobs still running, oldest first, of every client (at most `limit`).
+    async fn running_replay_jobs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<model::RunningReplay>, StoreError>;
+    /// One batch of a job, in one short write: the next events after the cursor, those
+    /// the job admits each re-sent as a new pending delivery due at once, the cursor and
+    /// `done` moved on, the job completed when the batch came back short. Moves nothing
+    /// if the cursor is no longer `batch.expected_cursor` (nodes running the same job
+    /// take turns; no batch is made twice). Cancels the job if the webhook is disabled or
+    /// deleted.
+    async fn run_replay_batch(
+        &self,
+        batch: model::ReplayBatch,
+    ) -> Result<model::ReplayStep, StoreError>;
+    /// Notified when this process stores a replay job, so the replay worker need not poll
+    /// for it.
+    fn replay_signal(&self) -> Arc<Notify>;
 }

@@ -2,7 +2,10 @@
 //! otherwise; public ids are the `wh_…`/`evt_…` strings, internal keys never leave the store
 //! except inside claims.
 
+use std::time::Duration;
+
 use hookd_core::envelope::EnvelopeFormat;
+pub use hookd_core::health::WebhookHealth;
 use hookd_core::json::CanonicalJson;
 
 #[derive(Clone, Debug)]
@@ -53,6 +56,16 @@ pub struct WebhookRecord {
     pub secret: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Its attempts so far: counters kept as attempts are recorded.
+    pub health: WebhookHealth,
+}
+
+/// What recording attempts does to webhooks that keep failing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// A webhook whose attempts have all failed for this long is disabled (and its client
+    /// told with a `webhook.disabled` event); `None` never disables for that.
+    pub disable_after: Option<Duration>,
 }
 
 /// A new signing secret for a webhook (`POST /v2/webhooks/{id}/rotate-secret`).
@@ -354,7 +367,8 @@ pub struct ClaimRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NextStep {
     Succeeded,
-    /// No more attempts; with `disable_webhook_reason` the webhook is disabled too.
+    /// No more attempts; with `disable_webhook_reason` the webhook is disabled too (and its
+    /// client told with a `webhook.disabled` event).
     Failed {
         disable_webhook_reason: Option<String>,
     },
@@ -368,6 +382,8 @@ pub struct FinishedAttempt {
     pub id: String,
     pub delivery_key: i64,
     pub lease_token: i64,
+    /// The delivery's webhook, whose health counters the attempt moves.
+    pub webhook_key: i64,
     pub attempt_number: u32,
     pub started_at_ms: i64,
     pub duration_ms: i64,
@@ -415,4 +431,202 @@ pub struct PurgeCount {
     pub events: u64,
     pub deliveries: u64,
     pub attempts: u64,
+}
+
+/// Which events a bulk replay re-sends, judged by the state of each event's latest
+/// delivery to the webhook (so an event whose failed delivery was since replayed with
+/// success is no longer "failed"). A pending delivery never qualifies: it is still being
+/// sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayFilter {
+    Failed,
+    Succeeded,
+    Cancelled,
+    /// Any finished delivery: succeeded, failed or cancelled.
+    All,
+}
+
+impl ReplayFilter {
+    pub const NAMES: [&'static str; 4] = ["failed", "succeeded", "cancelled", "all"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayFilter::Failed => "failed",
+            ReplayFilter::Succeeded => "succeeded",
+            ReplayFilter::Cancelled => "cancelled",
+            ReplayFilter::All => "all",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ReplayFilter> {
+        [
+            ReplayFilter::Failed,
+            ReplayFilter::Succeeded,
+            ReplayFilter::Cancelled,
+            ReplayFilter::All,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == text)
+    }
+
+    /// Whether a latest delivery in `state` makes its event part of the replay.
+    pub fn admits(self, state: DeliveryState) -> bool {
+        match self {
+            ReplayFilter::Failed => state == DeliveryState::Failed,
+            ReplayFilter::Succeeded => state == DeliveryState::Succeeded,
+            ReplayFilter::Cancelled => state == DeliveryState::Cancelled,
+            ReplayFilter::All => state != DeliveryState::Pending,
+        }
+    }
+
+    /// The delivery state codes it admits, as a bit mask (bit `code` set), for SQL.
+    pub(crate) fn state_mask(self) -> i64 {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Succeeded,
+            DeliveryState::Failed,
+            DeliveryState::Cancelled,
+        ]
+        .into_iter()
+        .filter(|s| self.admits(*s))
+        .fold(0, |mask, s| mask | (1 << s.code()))
+    }
+}
+
+/// Where a bulk replay job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayState {
+    /// Batches are still being made.
+    Running,
+    /// Every event of the window was dealt with.
+    Completed,
+    /// Stopped because the webhook was disabled or deleted.
+    Cancelled,
+}
+
+impl ReplayState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayState::Running => "running",
+            ReplayState::Completed => "completed",
+            ReplayState::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<ReplayState> {
+        [
+            ReplayState::Running,
+            ReplayState::Completed,
+            ReplayState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// `POST /v2/events/{id}/replay`: send one stored event again.
+#[derive(Clone, Debug)]
+pub struct EventReplay {
+    pub client_id: String,
+    pub event_id: String,
+    /// Only to this webhook (public id); otherwise to every webhook the event has a
+    /// delivery to that is still enabled and still subscribes to its type.
+    pub webhook_id: Option<String>,
+    pub now_ms: i64,
+}
+
+/// An event sent again: one new pending delivery (due at once, attempts counted from 1)
+/// per webhook named.
+#[derive(Clone, Debug)]
+pub struct ReplayedEvent {
+    pub event: EventRecord,
+    pub webhook_ids: Vec<String>,
+}
+
+/// Why a replay was not made. Nothing was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayRefusal {
+    EventNotFound,
+    /// Unknown, another client's, or deleted.
+    WebhookNotFound,
+    WebhookDisabled,
+    /// The webhook's filters do not match the event's type.
+    NotSubscribed {
+        event_type: String,
+        filters: Vec<String>,
+    },
+    /// No webhook the event was delivered to is still enabled and subscribed to its type.
+    NoWebhook,
+}
+
+/// A new bulk replay job (`POST /v2/webhooks/{id}/replay`).
+#[derive(Clone, Debug)]
+pub struct NewReplayJob {
+    pub id: String,
+    pub client_id: String,
+    pub webhook_id: String,
+    /// Events received at or after this time (unix ms)…
+    pub since_ms: i64,
+    /// …and before this one.
+    pub until_ms: Option<i64>,
+    pub filter: ReplayFilter,
+    pub now_ms: i64,
+}
+
+/// A bulk replay job as clients see it.
+#[derive(Clone, Debug)]
+pub struct ReplayJob {
+    pub id: String,
+    pub webhook_id: String,
+    pub since_ms: i64,
+    pub until_ms: Option<i64>,
+    pub filter: ReplayFilter,
+    pub state: ReplayState,
+    /// Events to re-send, counted when the job was made; set to `done` when it completes
+    /// (deliveries may have finished or been purged meanwhile).
+    pub total: u64,
+    /// Events re-sent so far.
+    pub done: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub completed_at_ms: Option<i64>,
+}
+
+/// A running job as the engine works on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningReplay {
+    pub key: i64,
+    pub id: String,
+    /// Where the next batch starts (an opaque position; pass it back unchanged).
+    pub cursor: i64,
+}
+
+/// One batch of a job: the next `max_events` events of the webhook's deliveries after
+/// `expected_cursor`, of which those the job's filter and window admit are re-sent.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayBatch {
+    pub job_key: i64,
+    /// The job's cursor as the caller last saw it; if it has moved (another node made
+    /// this batch), nothing is written.
+    pub expected_cursor: i64,
+    pub max_events: usize,
+    pub now_ms: i64,
+}
+
+/// What one batch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayStep {
+    /// `replayed` events were re-sent; the job's cursor is now `cursor` and `done` is its
+    /// count so far. `completed`: that was the last batch.
+    Advanced {
+        replayed: u64,
+        done: u64,
+        cursor: i64,
+        completed: bool,
+    },
+    /// The job was not running at `expected_cursor` any more (another node made this batch,
+    /// or the job finished): nothing was written.
+    Stale,
+    /// The webhook was disabled or deleted: the job is now cancelled, nothing re-sent.
+    Cancelled,
 }

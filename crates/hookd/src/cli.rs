@@ -29,6 +29,10 @@ enum Command {
     Verify(VerifyArgs),
     /// Measure hookd on this machine: throughput, latency, CPU and memory, as a table.
     Bench(BenchArgs),
+    /// Send events again through a running server: one event (`--event`), or every
+    /// event of a time window that went to a webhook (`--webhook --since`), by default
+    /// those whose delivery failed, with a progress bar.
+    Replay(ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +84,10 @@ pub(crate) struct ServeArgs {
     /// purged, e.g. `30d` (the default) or `12h`; `off` keeps everything.
     #[arg(long, env = "HOOKD_RETENTION")]
     pub(crate) retention: Option<String>,
+    /// A webhook whose attempts have all failed for this long is disabled and its client
+    /// told with a `webhook.disabled` event, e.g. `5d` (the default); `off` never does.
+    #[arg(long, env = "HOOKD_DISABLE_AFTER")]
+    pub(crate) disable_after: Option<String>,
     /// Log lines on stderr: `text` (default) or `json` (one JSON object per line).
     /// `HOOKD_LOG` sets the level and filters (default `info`).
     #[arg(long, env = "HOOKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -144,6 +152,51 @@ pub(crate) struct BenchArgs {
     pub(crate) connections: usize,
 }
 
+/// Settings shared by every command that talks to a running server.
+#[derive(Args, Clone)]
+pub(crate) struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, env = "HOOKD_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub(crate) server: String,
+    /// The API client's id (`cl_…`).
+    #[arg(long, env = "HOOKD_CLIENT_ID")]
+    pub(crate) client_id: String,
+    /// The API client's secret.
+    #[arg(long, env = "HOOKD_CLIENT_SECRET", hide_env_values = true)]
+    pub(crate) client_secret: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ReplayArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Send this one event (`evt_…`) again: to `--webhook` if given, else to every
+    /// webhook it went to that is still enabled and subscribed to its type.
+    #[arg(long, conflicts_with_all = ["since", "until", "status", "no_wait"])]
+    pub(crate) event: Option<String>,
+    /// The webhook (`wh_…`) whose events are sent again (with `--since`), or the one
+    /// webhook to send `--event` to.
+    #[arg(long, required_unless_present = "event")]
+    pub(crate) webhook: Option<String>,
+    /// Events received at or after this time: unix seconds or RFC 3339.
+    #[arg(long, required_unless_present = "event")]
+    pub(crate) since: Option<String>,
+    /// Events received before this time (default: up to now).
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    /// Which events, by the state of their latest delivery to the webhook: `failed`
+    /// (default), `succeeded`, `cancelled` or `all`.
+    #[arg(long)]
+    pub(crate) status: Option<String>,
+    /// Start the job and print it without waiting for it to finish.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    /// Print the server's JSON on stdout (the finished job, or the event sent again)
+    /// instead of a summary line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
@@ -152,5 +205,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::clients::create(&args.store, &args.name, args.json).await,
         Command::Verify(args) => crate::verify::run(&args),
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Replay(args) => crate::replay::run(args).await,
     }
 }

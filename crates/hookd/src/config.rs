@@ -41,6 +41,8 @@ struct FileSettings {
     #[serde(alias = "poll-interval")]
     poll_interval: Option<String>,
     retention: Option<String>,
+    #[serde(alias = "disable-after")]
+    disable_after: Option<String>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -103,6 +105,7 @@ pub(crate) struct Config {
     pub(crate) poll_interval: Duration,
     /// `None`: `off`, nothing is purged.
     pub(crate) retention: Option<Duration>,
+    pub(crate) disable_after: Option<Duration>,
 }
 
 pub(crate) fn database(store: &StoreArgs) -> anyhow::Result<Database> {
@@ -141,13 +144,18 @@ fn positive_duration(name: &str, text: Option<String>, default: &str) -> anyhow:
     Ok(duration)
 }
 
-/// The retention setting: a duration longer than zero, or `off`.
-fn retention(text: Option<String>) -> anyhow::Result<Option<Duration>> {
+/// A setting that is a duration longer than zero, or `off`.
+fn duration_or_off(
+    name: &str,
+    text: Option<String>,
+    default: &str,
+    off_means: &str,
+) -> anyhow::Result<Option<Duration>> {
     match text {
         Some(text) if text.trim() == "off" => Ok(None),
-        text => positive_duration("retention", text, "30d")
+        text => positive_duration(name, text, default)
             .map(Some)
-            .map_err(|e| anyhow::anyhow!("{e} (or `off` to keep everything)")),
+            .map_err(|e| anyhow::anyhow!("{e} (or `off` {off_means})")),
     }
 }
 
@@ -179,7 +187,18 @@ impl Config {
             args.poll_interval.clone().or(file.poll_interval),
             "1s",
         )?;
-        let retention = retention(args.retention.clone().or(file.retention))?;
+        let retention = duration_or_off(
+            "retention",
+            args.retention.clone().or(file.retention),
+            "30d",
+            "to keep everything",
+        )?;
+        let disable_after = duration_or_off(
+            "disable-after",
+            args.disable_after.clone().or(file.disable_after),
+            "5d",
+            "to never disable a failing webhook",
+        )?;
         let positive =
             |name: &str, value: Option<usize>, default: usize| -> anyhow::Result<usize> {
                 match value.unwrap_or(default) {
@@ -220,6 +239,7 @@ impl Config {
             )?,
             poll_interval,
             retention,
+            disable_after,
         })
     }
 }
@@ -240,6 +260,10 @@ mod tests {
         assert_eq!(
             config.retention,
             Some(Duration::from_secs(30 * 24 * 60 * 60))
+        );
+        assert_eq!(
+            config.disable_after,
+            Some(Duration::from_secs(5 * 24 * 60 * 60))
         );
         assert_eq!(
             config.target_policy,
@@ -295,5 +319,23 @@ mod tests {
                 .unwrap_or_default();
             assert!(error.starts_with("retention"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn disable_after_takes_a_duration_or_off() {
+        let with = |text: &str| {
+            Config::from_args(&ServeArgs {
+                disable_after: Some(text.to_owned()),
+                ..ServeArgs::default()
+            })
+            .map(|c| c.disable_after)
+        };
+        assert_eq!(with("1h").ok(), Some(Some(Duration::from_secs(3600))));
+        assert_eq!(with("off").ok(), Some(None));
+        let error = with("0s")
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(error.starts_with("disable-after"), "{error}");
     }
 }

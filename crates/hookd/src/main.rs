@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod clients;
 mod config;
+mod replay;
 mod serve;
 mod verify;
 

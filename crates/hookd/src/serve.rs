@@ -33,6 +33,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_in_flight_per_webhook: config.max_in_flight_per_webhook,
             poll_interval: config.poll_interval,
             retention: config.retention,
+            disable_after: config.disable_after,
             user_agent: format!("hookd/{}", env!("CARGO_PKG_VERSION")),
             ..EngineConfig::default()
         },

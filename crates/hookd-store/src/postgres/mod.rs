@@ -13,10 +13,12 @@
 //! database crash means an attempt is made again, never that an event is lost (the same
 //! trade as the SQLite backend's `synchronous=NORMAL` for them).
 
+mod health;
 mod listener;
 mod migrate;
 mod publish;
 mod queries;
+mod replay;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -30,8 +32,8 @@ use tokio_postgres::NoTls;
 
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
-    EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, NextStep,
-    Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
+    EventTypeRecord, FinishedAttempt, HealthPolicy, NewClient, NewEvent, NewEventType, NewWebhook,
+    NextStep, Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
 };
 use crate::{Store, StoreError};
 use publish::Publisher;
@@ -59,6 +61,8 @@ pub struct PostgresStore {
     handoff: Arc<Mutex<Option<Handoff>>>,
     publisher: Publisher,
     listener: JoinHandle<()>,
+    /// Notified when this node stores a replay job.
+    replays: Arc<Notify>,
 }
 
 /// Where new deliveries go when this node's engine takes them directly.
@@ -106,6 +110,7 @@ impl PostgresStore {
             handoff,
             publisher,
             listener,
+            replays: Arc::new(Notify::new()),
         })
     }
 
@@ -119,46 +124,49 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    async fn try_record_attempts(&self, attempts: &[FinishedAttempt]) -> Result<(), StoreError> {
+    async fn try_record_attempts(
+        &self,
+        attempts: &[FinishedAttempt],
+        policy: HealthPolicy,
+    ) -> Result<(), StoreError> {
         let mut client = self.engine.get().await?;
-        let disabling = attempts.iter().any(|a| {
-            matches!(
-                a.next,
-                NextStep::Failed {
-                    disable_webhook_reason: Some(_)
-                }
-            )
-        });
         let retry_now = |decided: &HashSet<i64>| {
             attempts.iter().any(|a| {
                 matches!(a.next, NextStep::RetryAt { at_ms } if at_ms <= a.started_at_ms + a.duration_ms)
                     && decided.contains(&a.delivery_key)
             })
         };
-        if !disabling {
-            // The common case is one statement: no transaction needed.
-            let decided = queries::record_attempts(&client, attempts).await?;
-            if retry_now(&decided) {
-                self.notify_due(&client).await;
-            }
-            return Ok(());
-        }
-        let tx = client.transaction().await?;
-        let decided = queries::record_attempts(&tx, attempts).await?;
-        for attempt in attempts
+        let asks_to_disable = attempts
             .iter()
-            .filter(|a| decided.contains(&a.delivery_key))
-        {
-            if let NextStep::Failed {
-                disable_webhook_reason: Some(reason),
-            } = &attempt.next
-            {
-                let finished_at = attempt.started_at_ms + attempt.duration_ms;
-                queries::disable_webhook_of(&tx, attempt.delivery_key, reason, finished_at).await?;
+            .any(|a| crate::health::Disabling::asked_by(a).is_some());
+        let mut due_now = false;
+        if asks_to_disable {
+            let tx = client.transaction().await?;
+            let decided = queries::record_attempts(&tx, attempts).await?;
+            let mut disabling: Vec<_> = attempts
+                .iter()
+                .filter(|a| decided.contains(&a.delivery_key))
+                .filter_map(crate::health::Disabling::asked_by)
+                .collect();
+            disabling.extend(health::count_attempts(&tx, attempts, policy).await?);
+            due_now |= health::disable(&tx, &disabling).await?;
+            tx.commit().await?;
+            due_now |= retry_now(&decided);
+        } else {
+            // The common case: the log and the counters are two statements sent together
+            // (pipelined), each atomic; no transaction needed.
+            let (decided, disabling) = tokio::try_join!(
+                queries::record_attempts(&client, attempts),
+                health::count_attempts(&client, attempts, policy),
+            )?;
+            if !disabling.is_empty() {
+                let tx = client.transaction().await?;
+                due_now |= health::disable(&tx, &disabling).await?;
+                tx.commit().await?;
             }
+            due_now |= retry_now(&decided);
         }
-        tx.commit().await?;
-        if retry_now(&decided) {
+        if due_now {
             self.notify_due(&client).await;
         }
         Ok(())
@@ -343,7 +351,11 @@ impl Store for PostgresStore {
         queries::claim_due(&self.engine.get().await?, &claim).await
     }
 
-    async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError> {
+    async fn record_attempts(
+        &self,
+        attempts: Vec<FinishedAttempt>,
+        policy: HealthPolicy,
+    ) -> Result<(), StoreError> {
         if attempts.is_empty() {
             return Ok(());
         }
@@ -352,7 +364,7 @@ impl Store for PostgresStore {
         let deadline = tokio::time::Instant::now() + OUTCOME_PATIENCE;
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.try_record_attempts(&attempts).await {
+            match self.try_record_attempts(&attempts, policy).await {
                 Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!("storing attempt outcomes failed, trying again: {e}");
                     tokio::time::sleep(pause).await;
@@ -410,5 +422,78 @@ impl Store for PostgresStore {
         // Housekeeping, not a promise to a client: the engine pool (no synchronous commit).
         queries::purge_events_received_before(&self.engine.get().await?, cutoff_ms, max_events)
             .await
+    }
+
+    async fn replay_event(
+        &self,
+        replay: crate::model::EventReplay,
+    ) -> Result<Result<crate::model::ReplayedEvent, crate::model::ReplayRefusal>, StoreError> {
+        let mut client = self.clients.get().await?;
+        let tx = client.transaction().await?;
+        let replayed = replay::replay_event(&tx, &replay).await?;
+        tx.commit().await?;
+        if replayed.is_ok() {
+            self.notify_due(&client).await;
+        }
+        Ok(replayed)
+    }
+
+    async fn create_replay_job(
+        &self,
+        job: crate::model::NewReplayJob,
+    ) -> Result<Result<crate::model::ReplayJob, crate::model::ReplayRefusal>, StoreError> {
+        let mut client = self.clients.get().await?;
+        let tx = client.transaction().await?;
+        let created = replay::create_job(&tx, &job).await?;
+        tx.commit().await?;
+        // This node starts on it at once; the others find it when they next look.
+        if created.is_ok() {
+            self.replays.notify_one();
+        }
+        Ok(created)
+    }
+
+    async fn get_replay_job(
+        &self,
+        client_id: &str,
+        job_id: &str,
+    ) -> Result<Option<crate::model::ReplayJob>, StoreError> {
+        replay::get_job(&self.clients.get().await?, client_id, job_id).await
+    }
+
+    async fn list_replay_jobs(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        page: PageRequest,
+    ) -> Result<Option<Page<crate::model::ReplayJob>>, StoreError> {
+        replay::list_jobs(&self.clients.get().await?, client_id, webhook_id, &page).await
+    }
+
+    async fn running_replay_jobs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::model::RunningReplay>, StoreError> {
+        replay::running_jobs(&self.engine.get().await?, limit).await
+    }
+
+    async fn run_replay_batch(
+        &self,
+        batch: crate::model::ReplayBatch,
+    ) -> Result<crate::model::ReplayStep, StoreError> {
+        // The engine pool (no synchronous commit): the new deliveries and the cursor
+        // commit together, so a batch lost in a database crash is simply made again.
+        let mut client = self.engine.get().await?;
+        let tx = client.transaction().await?;
+        let step = replay::run_batch(&tx, &batch).await?;
+        tx.commit().await?;
+        if matches!(step, crate::model::ReplayStep::Advanced { replayed, .. } if replayed > 0) {
+            self.notify_due(&client).await;
+        }
+        Ok(step)
+    }
+
+    fn replay_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.replays)
     }
 }

@@ -211,6 +211,22 @@ async fn store(
     Ok(stored.answers)
 }
 
+/// Stores one client's events on `c` (inside the caller's transaction), none handed off.
+/// Returns whether a new delivery is due now: then, after the commit, tell every node.
+pub(super) async fn insert_in(
+    c: &impl GenericClient,
+    client_id: &str,
+    events: &[NewEvent],
+) -> Result<bool, StoreError> {
+    match insert(c, &[(client_id, events)], None).await {
+        Ok(stored) => Ok(stored.due_unclaimed),
+        Err(Failure::Store(e)) => Err(e),
+        Err(Failure::Isolate) => Err(StoreError::Conflict(
+            "an event with this id is already stored".to_owned(),
+        )),
+    }
+}
+
 /// A stored delivery: `(delivery key, webhook key, lease token if leased at insert)`.
 type NewDelivery = (i64, i64, Option<i64>);
 

@@ -14,7 +14,7 @@ use crate::model::{
     NewEventType, NewWebhook, NextStep, Page, PageRequest, PreviousSecret, SecretRotation,
     WebhookChanges, WebhookRecord,
 };
-use crate::model::{DeliveryQuery, WebhookDelivery};
+use crate::model::{DeliveryQuery, WebhookDelivery, WebhookHealth};
 use crate::{StoreError, codec};
 use deadpool_postgres::GenericClient;
 
@@ -110,7 +110,11 @@ pub(super) async fn find_client(
 }
 
 const WEBHOOK_COLUMNS: &str = "id, client_id, url, events, format, signature_header, enabled, \
-     disabled_reason, description, metadata, secret, created_at, updated_at";
+     disabled_reason, description, metadata, secret, created_at, updated_at, \
+     attempts_succeeded, attempts_failed, last_success_at, last_failure_at, \
+     consecutive_failures, failing_since";
+/// Where a column selected after [`WEBHOOK_COLUMNS`] is.
+const AFTER_WEBHOOK_COLUMNS: usize = 19;
 
 fn webhook_from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
     let id: String = row.try_get(0)?;
@@ -129,6 +133,14 @@ fn webhook_from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
         secret: row.try_get(10)?,
         created_at_ms: row.try_get(11)?,
         updated_at_ms: row.try_get(12)?,
+        health: WebhookHealth {
+            attempts_succeeded: row.try_get(13)?,
+            attempts_failed: row.try_get(14)?,
+            last_success_at_ms: row.try_get(15)?,
+            last_failure_at_ms: row.try_get(16)?,
+            consecutive_failures: row.try_get(17)?,
+            failing_since_ms: row.try_get(18)?,
+        },
         id,
     })
 }
@@ -194,7 +206,12 @@ pub(super) async fn list_webhooks(
     let found = rows(c, &sql, &[&client_id, &after, &codec::limit_plus_one(page)]).await?;
     let items = found
         .iter()
-        .map(|r| Ok((webhook_from_row(r)?, r.try_get::<_, i64>(13)?)))
+        .map(|r| {
+            Ok((
+                webhook_from_row(r)?,
+                r.try_get::<_, i64>(AFTER_WEBHOOK_COLUMNS)?,
+            ))
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(codec::paginate(items, page.limit))
 }
@@ -249,9 +266,11 @@ pub(super) async fn update_webhook(
         return Ok(None);
     };
     let current = webhook_from_row(&found)?;
-    let key: i64 = found.try_get(13)?;
+    let key: i64 = found.try_get(AFTER_WEBHOOK_COLUMNS)?;
     let enabled = changes.enabled.unwrap_or(current.enabled);
-    // Re-enabling clears the reason it was disabled; disabling by hand records none.
+    let re_enabled = enabled && !current.enabled;
+    // Re-enabling clears the reason it was disabled, and the failure streak that may have
+    // caused it (or the next failure would disable it again); disabling by hand records none.
     let disabled_reason = if enabled {
         None
     } else {
@@ -263,7 +282,9 @@ pub(super) async fn update_webhook(
         .unwrap_or(current.description.clone());
     let sql = format!(
         "UPDATE webhooks SET url = $1, events = $2, format = $3, signature_header = $4, \
-         enabled = $5, disabled_reason = $6, description = $7, metadata = $8, updated_at = $9 \
+         enabled = $5, disabled_reason = $6, description = $7, metadata = $8, updated_at = $9, \
+         consecutive_failures = CASE WHEN $11 THEN 0 ELSE consecutive_failures END, \
+         failing_since = CASE WHEN $11 THEN NULL ELSE failing_since END \
          WHERE key = $10 RETURNING {WEBHOOK_COLUMNS}"
     );
     let updated = rows(
@@ -283,6 +304,7 @@ pub(super) async fn update_webhook(
             &codec::json_text(changes.metadata.as_ref().unwrap_or(&current.metadata)),
             &changes.now_ms,
             &key,
+            &re_enabled,
         ],
     )
     .await?;
@@ -292,7 +314,7 @@ pub(super) async fn update_webhook(
     updated.first().map(webhook_from_row).transpose()
 }
 
-async fn cancel_pending_deliveries(
+pub(super) async fn cancel_pending_deliveries(
     c: &impl GenericClient,
     webhook_key: i64,
     now_ms: i64,
@@ -889,28 +911,6 @@ pub(super) async fn record_attempts(
     )
     .await?;
     decided.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}
-
-/// Disables the webhook of `delivery_key` (if still enabled) and cancels its pending
-/// deliveries.
-pub(super) async fn disable_webhook_of(
-    c: &impl GenericClient,
-    delivery_key: i64,
-    reason: &str,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let disabled = row(
-        c,
-        "UPDATE webhooks SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
-         WHERE key = (SELECT webhook_key FROM deliveries WHERE key = $3) AND enabled \
-         RETURNING key",
-        &[&reason, &now_ms, &delivery_key],
-    )
-    .await?;
-    if let Some(disabled) = disabled {
-        cancel_pending_deliveries(c, disabled.try_get(0)?, now_ms).await?;
-    }
-    Ok(())
 }
 
 /// Makes leased deliveries due now and leased to no one, if the lease is still the caller's.

@@ -356,6 +356,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
+    include_str!("schema_7.sql"),
+    include_str!("schema_8.sql"),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {

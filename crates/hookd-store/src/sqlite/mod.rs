@@ -7,7 +7,9 @@
 
 mod connection;
 mod due_index;
+mod health;
 mod queries;
+mod replay;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -19,8 +21,8 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::model::{
     AttemptLog, ClaimRequest, ClaimedDelivery, ClientRecord, EventDetail, EventQuery, EventRecord,
-    EventTypeRecord, FinishedAttempt, NewClient, NewEvent, NewEventType, NewWebhook, NextStep,
-    Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
+    EventTypeRecord, FinishedAttempt, HealthPolicy, NewClient, NewEvent, NewEventType, NewWebhook,
+    NextStep, Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
 };
 use crate::{Store, StoreError};
 use connection::{AfterCommit, Durability, HandoffSlot, ReadPool, Wake, Writer};
@@ -38,6 +40,8 @@ pub struct SqliteStore {
     /// The due index's earliest time, published by the writer (`i64::MAX`: none).
     next_due: Arc<AtomicI64>,
     handoff: HandoffSlot,
+    /// Notified when a replay job is stored.
+    replays: Arc<Notify>,
     /// Held for the store's life when serving; dropping it releases the lock.
     _serve_lock: Option<File>,
 }
@@ -113,6 +117,7 @@ impl SqliteStore {
             lease_tokens,
             next_due,
             handoff,
+            replays: Arc::new(Notify::new()),
             _serve_lock: serve_lock,
         })
     }
@@ -349,16 +354,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_attempts(&self, attempts: Vec<FinishedAttempt>) -> Result<(), StoreError> {
+    async fn record_attempts(
+        &self,
+        attempts: Vec<FinishedAttempt>,
+        policy: HealthPolicy,
+    ) -> Result<(), StoreError> {
         self.writer
             .write(Durability::Relaxed, move |tx| {
                 let mut retry_now = false;
                 let mut touched = Vec::new();
+                let mut disabling = Vec::new();
                 for attempt in &attempts {
-                    if matches!(attempt.next, NextStep::Failed { disable_webhook_reason: Some(_) }) {
-                        tx.subscribers.clear();
+                    let Some((webhook_key, decided)) = queries::record_attempt(tx.conn, attempt)?
+                    else {
+                        continue;
+                    };
+                    touched.push(webhook_key);
+                    if decided {
+                        disabling.extend(crate::health::Disabling::asked_by(attempt));
                     }
-                    touched.extend(queries::record_attempt(tx.conn, attempt)?);
                     retry_now |= matches!(attempt.next, NextStep::RetryAt { at_ms } if at_ms <= attempt.started_at_ms + attempt.duration_ms);
                 }
                 // Outcomes move due times (a retry later, a finished delivery gone).
@@ -367,6 +381,8 @@ impl Store for SqliteStore {
                 for webhook_key in touched {
                     tx.due.refresh(tx.conn, webhook_key)?;
                 }
+                disabling.extend(health::count_attempts(tx.conn, &attempts, policy)?);
+                retry_now |= health::disable(tx, &disabling)?;
                 Ok(((), if retry_now { Wake::Dispatcher } else { Wake::Nobody }))
             })
             .await
@@ -434,5 +450,105 @@ impl Store for SqliteStore {
                 ))
             })
             .await
+    }
+
+    async fn replay_event(
+        &self,
+        replay: crate::model::EventReplay,
+    ) -> Result<Result<crate::model::ReplayedEvent, crate::model::ReplayRefusal>, StoreError> {
+        // Synced: the client is told the event is being sent again.
+        self.writer
+            .write(Durability::Synced, move |tx| {
+                let replayed = replay::replay_event(tx.conn, tx.due, &replay)?;
+                let wake = if replayed.is_ok() {
+                    Wake::Dispatcher
+                } else {
+                    Wake::Nobody
+                };
+                Ok((replayed, wake))
+            })
+            .await
+    }
+
+    async fn create_replay_job(
+        &self,
+        job: crate::model::NewReplayJob,
+    ) -> Result<Result<crate::model::ReplayJob, crate::model::ReplayRefusal>, StoreError> {
+        // Counted on a reader: the writer never waits for a count over the window.
+        let plan_job = job.clone();
+        let plan = match self
+            .readers
+            .read(move |c| replay::plan_job(c, &plan_job))
+            .await?
+        {
+            Ok(plan) => plan,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let created = self
+            .writer
+            .write(Durability::Synced, move |tx| {
+                Ok((replay::insert_job(tx.conn, &job, &plan)?, Wake::Nobody))
+            })
+            .await?;
+        if created.is_ok() {
+            self.replays.notify_one();
+        }
+        Ok(created)
+    }
+
+    async fn get_replay_job(
+        &self,
+        client_id: &str,
+        job_id: &str,
+    ) -> Result<Option<crate::model::ReplayJob>, StoreError> {
+        let (client, id) = (client_id.to_owned(), job_id.to_owned());
+        self.readers
+            .read(move |c| replay::get_job(c, &client, &id))
+            .await
+    }
+
+    async fn list_replay_jobs(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        page: PageRequest,
+    ) -> Result<Option<Page<crate::model::ReplayJob>>, StoreError> {
+        let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
+        self.readers
+            .read(move |c| replay::list_jobs(c, &client, &id, &page))
+            .await
+    }
+
+    async fn running_replay_jobs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::model::RunningReplay>, StoreError> {
+        self.readers
+            .read(move |c| replay::running_jobs(c, limit))
+            .await
+    }
+
+    async fn run_replay_batch(
+        &self,
+        batch: crate::model::ReplayBatch,
+    ) -> Result<crate::model::ReplayStep, StoreError> {
+        // One short job in the next group. Relaxed: the new deliveries and the cursor
+        // commit together, so a batch lost in a power cut is simply made again.
+        self.writer
+            .write(Durability::Relaxed, move |tx| {
+                let step = replay::run_batch(tx.conn, tx.due, &batch)?;
+                let wake = match step {
+                    crate::model::ReplayStep::Advanced { replayed, .. } if replayed > 0 => {
+                        Wake::Dispatcher
+                    }
+                    _ => Wake::Nobody,
+                };
+                Ok((step, wake))
+            })
+            .await
+    }
+
+    fn replay_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.replays)
     }
 }

@@ -17,7 +17,7 @@ use crate::model::{
     NewEventType, NewWebhook, NextStep, Page, PageRequest, PreviousSecret, Published,
     SecretRotation, WebhookChanges, WebhookRecord,
 };
-use crate::model::{DeliveryQuery, WebhookDelivery};
+use crate::model::{DeliveryQuery, WebhookDelivery, WebhookHealth};
 use crate::{StoreError, codec};
 
 pub(super) fn insert_client(conn: &Connection, c: &NewClient) -> Result<ClientRecord, StoreError> {
@@ -58,7 +58,11 @@ pub(super) fn find_client(conn: &Connection, id: &str) -> Result<Option<ClientRe
 }
 
 const WEBHOOK_COLUMNS: &str = "id, client_id, url, events, format, signature_header, enabled, \
-     disabled_reason, description, metadata, secret, created_at, updated_at";
+     disabled_reason, description, metadata, secret, created_at, updated_at, \
+     attempts_succeeded, attempts_failed, last_success_at, last_failure_at, \
+     consecutive_failures, failing_since";
+/// Where a column selected after [`WEBHOOK_COLUMNS`] is.
+const AFTER_WEBHOOK_COLUMNS: usize = 19;
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Result<WebhookRecord, StoreError>> {
     let id: String = row.get(0)?;
@@ -83,6 +87,14 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Result<WebhookRecord, Sto
         secret: row.get(10)?,
         created_at_ms: row.get(11)?,
         updated_at_ms: row.get(12)?,
+        health: WebhookHealth {
+            attempts_succeeded: row.get(13)?,
+            attempts_failed: row.get(14)?,
+            last_success_at_ms: row.get(15)?,
+            last_failure_at_ms: row.get(16)?,
+            consecutive_failures: row.get(17)?,
+            failing_since_ms: row.get(18)?,
+        },
     }))
 }
 
@@ -139,7 +151,12 @@ pub(super) fn list_webhooks(
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         params![client_id, after, codec::limit_plus_one(page)],
-        |row| Ok((webhook_from_row(row)?, row.get::<_, i64>(13)?)),
+        |row| {
+            Ok((
+                webhook_from_row(row)?,
+                row.get::<_, i64>(AFTER_WEBHOOK_COLUMNS)?,
+            ))
+        },
     )?;
     let mut items = Vec::new();
     for row in rows {
@@ -160,16 +177,20 @@ pub(super) fn update_webhook(
         return Ok(None);
     };
     let enabled = changes.enabled.unwrap_or(current.enabled);
-    // Re-enabling clears the reason it was disabled; disabling by hand records none.
+    // Re-enabling clears the reason it was disabled, and the failure streak that may have
+    // caused it (or the next failure would disable it again); disabling by hand records none.
     let disabled_reason = if enabled {
         None
     } else {
         current.disabled_reason.clone()
     };
+    let re_enabled = enabled && !current.enabled;
     let description = changes.description.clone().unwrap_or(current.description);
     conn.prepare_cached(
         "UPDATE webhooks SET url = ?1, events = ?2, format = ?3, signature_header = ?4, \
-         enabled = ?5, disabled_reason = ?6, description = ?7, metadata = ?8, updated_at = ?9 \
+         enabled = ?5, disabled_reason = ?6, description = ?7, metadata = ?8, updated_at = ?9, \
+         consecutive_failures = CASE WHEN ?12 THEN 0 ELSE consecutive_failures END, \
+         failing_since = CASE WHEN ?12 THEN NULL ELSE failing_since END \
          WHERE id = ?10 AND client_id = ?11",
     )?
     .execute(params![
@@ -186,7 +207,8 @@ pub(super) fn update_webhook(
         codec::json_text(changes.metadata.as_ref().unwrap_or(&current.metadata)),
         changes.now_ms,
         id,
-        client_id
+        client_id,
+        re_enabled
     ])?;
     if current.enabled && !enabled {
         cancel_pending_deliveries(conn, due, id, changes.now_ms)?;
@@ -234,12 +256,25 @@ fn cancel_pending_deliveries(
     let key: i64 = conn
         .prepare_cached("SELECT key FROM webhooks WHERE id = ?1")?
         .query_row([webhook_id], |row| row.get(0))?;
+    cancel_pending_deliveries_of(conn, due, key, now_ms)
+}
+
+pub(super) fn cancel_pending_deliveries_of(
+    conn: &Connection,
+    due: &mut DueIndex,
+    webhook_key: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE deliveries SET state = ?1, lease_token = NULL, updated_at = ?2 \
          WHERE state = 0 AND webhook_key = ?3",
     )?
-    .execute(params![DeliveryState::Cancelled.code(), now_ms, key])?;
-    due.forget(key);
+    .execute(params![
+        DeliveryState::Cancelled.code(),
+        now_ms,
+        webhook_key
+    ])?;
+    due.forget(webhook_key);
     Ok(())
 }
 
@@ -960,11 +995,12 @@ pub(super) fn release_all_leases(conn: &Connection, now_ms: i64) -> Result<usize
     )?)
 }
 
-/// Stores one attempt; returns the delivery's webhook key, whose due time may have moved.
+/// Stores one attempt; returns the delivery's webhook key, whose due time may have moved,
+/// and whether the attempt decided the delivery's state (its lease was still current).
 pub(super) fn record_attempt(
     conn: &Connection,
     a: &FinishedAttempt,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Option<(i64, bool)>, StoreError> {
     let Some((event_key, webhook_key, lease_token)) = conn
         .prepare_cached(
             "SELECT event_key, webhook_key, lease_token FROM deliveries WHERE key = ?1",
@@ -1009,7 +1045,7 @@ pub(super) fn record_attempt(
     // A stale lease means the delivery was claimed again (or cancelled) meanwhile: the
     // attempt is logged, but its verdict no longer decides the delivery's state.
     if lease_token != Some(a.lease_token) {
-        return Ok(Some(webhook_key));
+        return Ok(Some((webhook_key, false)));
     }
     let now_ms = a.started_at_ms + a.duration_ms;
     let (state, next_at) = match &a.next {
@@ -1022,29 +1058,7 @@ pub(super) fn record_attempt(
          last_status = ?4, updated_at = ?5 WHERE key = ?6",
     )?
     .execute(params![state.code(), a.attempt_number, next_at, a.response_status, now_ms, a.delivery_key])?;
-    if let NextStep::Failed {
-        disable_webhook_reason: Some(reason),
-    } = &a.next
-    {
-        let disabled = conn
-            .prepare_cached(
-                "UPDATE webhooks SET enabled = 0, disabled_reason = ?1, updated_at = ?2 \
-                 WHERE key = ?3 AND enabled = 1",
-            )?
-            .execute(params![reason, now_ms, webhook_key])?;
-        if disabled > 0 {
-            conn.prepare_cached(
-                "UPDATE deliveries SET state = ?1, lease_token = NULL, updated_at = ?2 \
-                 WHERE state = 0 AND webhook_key = ?3",
-            )?
-            .execute(params![
-                DeliveryState::Cancelled.code(),
-                now_ms,
-                webhook_key
-            ])?;
-        }
-    }
-    Ok(Some(webhook_key))
+    Ok(Some((webhook_key, true)))
 }
 
 #[cfg(test)]

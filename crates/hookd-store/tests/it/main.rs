@@ -20,7 +20,9 @@ mod durability;
 mod fanout;
 mod group_commit;
 mod handoff;
+mod health;
 mod leases;
+mod replay;
 mod retention;
 mod rotation;
 mod tenancy;
@@ -34,8 +36,8 @@ use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::json::{CanonicalJson, JsonLimits};
 use hookd_store::Store;
 use hookd_store::model::{
-    ClaimRequest, ClaimedDelivery, DeliveryState, FinishedAttempt, NewClient, NewEvent, NewWebhook,
-    NextStep, Published, WebhookRecord,
+    ClaimRequest, ClaimedDelivery, DeliveryState, FinishedAttempt, HealthPolicy, NewClient,
+    NewEvent, NewWebhook, NextStep, Published, WebhookRecord,
 };
 use hookd_store::postgres::PostgresStore;
 use hookd_store::sqlite::SqliteStore;
@@ -221,6 +223,7 @@ fn finished(
         id: format!("att_{}_{lease_token}", claimed.delivery_key),
         delivery_key: claimed.delivery_key,
         lease_token,
+        webhook_key: claimed.webhook_key,
         attempt_number: claimed.attempt_number,
         started_at_ms,
         duration_ms: 7,
@@ -235,7 +238,10 @@ fn finished(
 }
 
 async fn record(store: &dyn Store, attempt: FinishedAttempt) {
-    store.record_attempts(vec![attempt]).await.unwrap();
+    store
+        .record_attempts(vec![attempt], HealthPolicy::default())
+        .await
+        .unwrap();
 }
 
 /// `(webhook id, state)` of each delivery of an event, sorted by webhook id.
