@@ -3,6 +3,10 @@
 //! Client secrets are random 256-bit tokens, so their SHA-256 digest is as safe to store
 //! as a slow hash and costs microseconds per request. Digests are compared in constant
 //! time. Known clients' digests are cached: clients never change after creation.
+//!
+//! Credentials longer than any hookd issues are refused before decoding or any store
+//! read, and an authenticated request then takes a token from its client's rate limit
+//! bucket (`rate_limit.rs`).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -17,6 +21,12 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::ApiError;
+
+/// Longest `Authorization` header value read; hookd's ids (29 bytes) and secrets (47 bytes)
+/// fit many times over.
+const MAX_AUTHORIZATION_BYTES: usize = 1024;
+/// Longest client id looked up in the store.
+const MAX_CLIENT_ID_BYTES: usize = 128;
 
 #[derive(Default)]
 pub(crate) struct ClientCache(RwLock<HashMap<String, [u8; 32]>>);
@@ -35,6 +45,15 @@ impl FromRequestParts<AppState> for Client {
                 "send your client_id and client_secret with HTTP Basic authentication",
             )
         })?;
+        // Only what could be an id reaches the store (no NUL byte, no megabyte).
+        if id.is_empty()
+            || id.len() > MAX_CLIENT_ID_BYTES
+            || !id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ApiError::unauthorized(
+                "unknown client_id or wrong client_secret",
+            ));
+        }
         let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let cached = state
             .clients
@@ -53,7 +72,12 @@ impl FromRequestParts<AppState> for Client {
             }
         };
         match stored {
-            Some(digest) if bool::from(digest.ct_eq(&presented)) => Ok(Client { id }),
+            Some(digest) if bool::from(digest.ct_eq(&presented)) => {
+                if let Some(limiter) = &state.rate_limiter {
+                    limiter.check(&id)?;
+                }
+                Ok(Client { id })
+            }
             _ => Err(ApiError::unauthorized(
                 "unknown client_id or wrong client_secret",
             )),
@@ -62,7 +86,11 @@ impl FromRequestParts<AppState> for Client {
 }
 
 fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let value = parts.headers.get(AUTHORIZATION)?;
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return None;
+    }
+    let value = value.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

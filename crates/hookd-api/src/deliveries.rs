@@ -11,7 +11,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
-use crate::error::{ApiError, ErrorBody};
+use crate::body::check_id;
+use crate::error::{ApiError, ErrorBody, excerpt};
 use crate::events::DeliveryView;
 use crate::pagination::PageParams;
 use crate::time::parse_window;
@@ -80,7 +81,8 @@ fn parse_status(status: &str) -> Result<DeliveryState, ApiError> {
     .find(|s| s.as_str() == status)
     .ok_or_else(|| {
         ApiError::invalid(format!(
-            "`status` must be one of pending, succeeded, failed, cancelled (got `{status}`)"
+            "`status` must be one of pending, succeeded, failed, cancelled (got `{}`)",
+            excerpt(status)
         ))
     })
 }
@@ -93,6 +95,7 @@ fn parse_status(status: &str) -> Result<DeliveryState, ApiError> {
     params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ListParams),
     responses(
         (status = 200, description = "A page of the webhook's deliveries", body = WebhookDeliveryPage),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
         (status = 422, description = "Bad `status`, `since`, `until`, `limit` or `cursor`", body = ErrorBody),
@@ -105,6 +108,7 @@ async fn list(
     Path(id): Path<String>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<WebhookDeliveryPage>, ApiError> {
+    check_id(&id, "webhook")?;
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
     let (since_ms, until_ms) = parse_window(params.since.as_deref(), params.until.as_deref())?;
     let query = DeliveryQuery {

@@ -133,6 +133,7 @@ async fn docs_page() -> Response {
     params(("file" = String, Path, description = "File name, e.g. `swagger-ui-bundle.js`")),
     responses(
         (status = 200, description = "The file"),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 404, description = "No such file", body = ErrorBody),
     )
 )]

@@ -14,6 +14,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Whole seconds for `Retry-After` (429); 503s always say 1.
+    retry_after_seconds: Option<u64>,
 }
 
 /// The body of every error answer: `{"error":{"code","message"}}`.
@@ -24,9 +26,10 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: `validation_failed`, `invalid_json`, `not_found`,
-    /// `unauthorized`, `payload_too_large`, `conflict`, `method_not_allowed`,
-    /// `overloaded`, `unavailable`, `internal`.
+    /// Stable, machine-readable: `validation_failed`, `invalid_json`, `bad_request`,
+    /// `not_found`, `unauthorized`, `payload_too_large`, `uri_too_long`,
+    /// `request_timeout`, `rate_limited`, `conflict`, `method_not_allowed`, `overloaded`,
+    /// `unavailable`, `storage_unavailable`, `internal`.
     #[schema(example = "validation_failed")]
     pub code: String,
     /// For people; may change.
@@ -39,6 +42,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_seconds: None,
         }
     }
 
@@ -76,6 +80,38 @@ impl ApiError {
         )
     }
 
+    /// 429: the client used up its request budget; `Retry-After` says when to come back.
+    pub fn rate_limited(retry_after_seconds: u64) -> ApiError {
+        let seconds = retry_after_seconds.max(1);
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many requests from this client; retry after {seconds} s (see Retry-After), or send events in batches (POST /v2/events/batch)"
+            ),
+        );
+        error.retry_after_seconds = Some(seconds);
+        error
+    }
+
+    /// 414: the request's path and query are longer than the server reads.
+    pub fn uri_too_long(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request's path and query are longer than {limit} bytes"),
+        )
+    }
+
+    /// 408: the request body did not arrive in time.
+    pub fn request_timeout(seconds: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {seconds} s"),
+        )
+    }
+
     /// Prefixes the message with where the problem is, e.g. `events[3]`.
     pub fn with_context(mut self, context: &str) -> ApiError {
         self.message = format!("{context}: {}", self.message);
@@ -108,6 +144,14 @@ impl From<StoreError> for ApiError {
                     "the database cannot be reached right now; retry shortly (with the same Idempotency-Key, so a retry cannot store an event twice)",
                 )
             }
+            StoreError::StorageUnavailable(detail) => {
+                tracing::error!("cannot write to the database: {detail}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "hookd cannot write to its database right now (its disk may be full or read-only); nothing was stored; retry shortly (with the same Idempotency-Key, so a retry cannot store an event twice)",
+                )
+            }
             StoreError::InvalidCursor(cursor) => ApiError::invalid(format!(
                 "`{cursor}` is not a cursor this server handed out; use next_cursor from a previous page"
             )),
@@ -132,7 +176,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -145,6 +193,56 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Client text quoted in an error message, cut to a few dozen characters: a message
+/// never echoes a whole oversized input back.
+pub(crate) fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX_QUOTED_CHARS: usize = 64;
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]).into(),
+        None => text.into(),
+    }
+}
+
+/// Middleware: a 4xx that is not JSON (axum's own extractor rejections are plain text,
+/// e.g. a path segment that is not UTF-8) is answered in the JSON error shape with the
+/// same status and the original text as its message; JSON answers pass untouched.
+pub(crate) async fn json_rejections(response: Response) -> Response {
+    let status = response.status();
+    if !status.is_client_error() {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    // Rejection texts are a line or two; more is cut.
+    let text = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
+        _ => "bad_request",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
 }
 
 pub(crate) async fn not_found() -> ApiError {
@@ -166,6 +264,48 @@ mod tests {
     #[test]
     fn an_overloaded_store_is_a_503_with_retry_after() {
         let response = ApiError::from(StoreError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn a_rate_limited_request_is_a_429_with_retry_after_of_at_least_one_second() {
+        for (asked, said) in [(0, "1"), (1, "1"), (7, "7")] {
+            let response = ApiError::rate_limited(asked).into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()),
+                Some(said)
+            );
+        }
+    }
+
+    #[test]
+    fn excerpts_cut_long_input() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(100);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), 65);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn unwritable_storage_is_a_503_with_retry_after_that_reveals_no_detail() {
+        let error = ApiError::from(StoreError::StorageUnavailable(
+            "disk I/O error in /var/lib/hookd/hookd.db-wal".into(),
+        ));
+        assert_eq!(error.code, "storage_unavailable");
+        assert!(!error.message.contains("/var/lib"));
+        let response = error.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             response

@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookd_core::event_type::{
-    BUILTIN_EVENT_TYPES, EventFilter, EventType, OPERATIONAL_EVENT_TYPES, is_operational,
+    BUILTIN_EVENT_TYPES, EventFilter, EventType, MAX_EVENT_TYPE_LEN, OPERATIONAL_EVENT_TYPES,
+    is_operational,
 };
 use hookd_store::model::NewEventType;
 use serde::{Deserialize, Serialize};
@@ -15,9 +16,19 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
-use crate::body::read_json;
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{check_text, read_json};
+use crate::error::{ApiError, ErrorBody, excerpt};
 use crate::time::{now_ms, rfc3339};
+
+/// Most event types one client may add: the catalogue is read on every publish of a type
+/// of the client's own, so it stays small.
+pub(crate) const MAX_OWN_EVENT_TYPES: usize = 1000;
+/// Most entries in a webhook's `events`.
+pub(crate) const MAX_FILTERS: usize = 256;
+/// Most catalogue types an "unknown event type" message names.
+const MAX_TYPES_LISTED: usize = 50;
+/// Longest event type description, in characters.
+const MAX_DESCRIPTION_CHARS: usize = 1024;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create))
@@ -58,7 +69,7 @@ pub(crate) async fn check_publishable(
     client_id: &str,
     event_type: &str,
 ) -> Result<(), ApiError> {
-    EventType::parse(event_type).map_err(|e| ApiError::invalid(e.to_string()))?;
+    parse_type(event_type)?;
     if is_operational(event_type) {
         return Err(reserved(event_type));
     }
@@ -86,8 +97,10 @@ pub(crate) async fn check_filters(
             "`events` must list at least one event type (or `*`)",
         ));
     }
-    if filters.len() > 256 {
-        return Err(ApiError::invalid("`events` may list at most 256 entries"));
+    if filters.len() > MAX_FILTERS {
+        return Err(ApiError::invalid(format!(
+            "`events` may list at most {MAX_FILTERS} entries"
+        )));
     }
     // Filters may also name hookd's own events, which only such filters match.
     let mut all = catalogue(state, client_id).await?;
@@ -103,16 +116,39 @@ pub(crate) async fn check_filters(
     Ok(())
 }
 
+/// An event type name, or a 422 that quotes at most the start of it.
+pub(crate) fn parse_type(name: &str) -> Result<EventType, ApiError> {
+    EventType::parse(name).map_err(|_| {
+        ApiError::invalid(format!(
+            "`{}` is not a valid event type: use dot-separated segments of lowercase letters, digits, `_` or `-` (at most {MAX_EVENT_TYPE_LEN} characters)",
+            excerpt(name)
+        ))
+    })
+}
+
 fn reserved(name: &str) -> ApiError {
     ApiError::invalid(format!(
-        "`{name}`: event types under `webhook.` are reserved for hookd's own events"
+        "`{}`: event types under `webhook.` are reserved for hookd's own events",
+        excerpt(name)
     ))
 }
 
 fn unknown_type(name: &str, all: &[String]) -> ApiError {
+    let mut listed = all
+        .iter()
+        .take(MAX_TYPES_LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if all.len() > MAX_TYPES_LISTED {
+        listed.push_str(&format!(
+            " and {} more (GET /v2/event-types)",
+            all.len() - MAX_TYPES_LISTED
+        ));
+    }
     ApiError::invalid(format!(
-        "unknown event type `{name}`; valid types are: {} (or `*`, or a prefix such as `payout_request.*`)",
-        all.join(", ")
+        "unknown event type `{}`; valid types are: {listed} (or `*`, or a prefix such as `payout_request.*`)",
+        excerpt(name)
     ))
 }
 
@@ -172,7 +208,8 @@ struct CreateEventType {
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 409, description = "The type exists (built in or added before)", body = ErrorBody),
-        (status = 422, description = "Invalid name or description", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid name or description, or the client has 1000 types already", body = ErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -182,18 +219,12 @@ async fn create(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<EventTypeView>), ApiError> {
     let input: CreateEventType = read_json(body, state.config.max_event_bytes).await?;
-    let name = EventType::parse(&input.name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let name = parse_type(&input.name)?;
     if is_operational(name.as_str()) {
         return Err(reserved(name.as_str()));
     }
-    if input
-        .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 1024)
-    {
-        return Err(ApiError::invalid(
-            "`description` may be at most 1024 characters",
-        ));
+    if let Some(description) = &input.description {
+        check_text("description", description, MAX_DESCRIPTION_CHARS)?;
     }
     if BUILTIN_EVENT_TYPES.iter().any(|(n, _)| *n == name.as_str()) {
         return Err(ApiError::new(
@@ -201,6 +232,12 @@ async fn create(
             "conflict",
             format!("`{name}` is a built-in event type"),
         ));
+    }
+    // A soft bound: two adds racing may both pass at the edge.
+    if state.store.list_event_types(&client.id).await?.len() >= MAX_OWN_EVENT_TYPES {
+        return Err(ApiError::invalid(format!(
+            "a client may add at most {MAX_OWN_EVENT_TYPES} event types; use prefixes and `data` fields to tell cases apart"
+        )));
     }
     let created = state
         .store

@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
-use crate::body::read_json;
+use crate::body::{check_id, read_json};
 use crate::error::{ApiError, ErrorBody};
 use crate::event_types::check_publishable;
 use crate::pagination::PageParams;
@@ -29,6 +29,21 @@ use crate::time::{now_ms, parse_window, rfc3339};
 
 /// Most events in one batch.
 pub(crate) const MAX_BATCH: usize = 1000;
+/// Largest body of a batch, whatever the per-event limit: one request never makes the
+/// server hold more than this (plus its parsed copy). Room for 1000 events of 16 KiB, or
+/// about 60 of the default largest (256 KiB); bigger batches are split by the publisher.
+pub(crate) const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Room per event for its envelope (`type`, `id`, keys) around `data`.
+const EVENT_ENVELOPE_BYTES: usize = 1024;
+
+/// The body limit of `POST /v2/events/batch`: 1000 events of the per-event limit (plus
+/// each one's envelope), capped at [`MAX_BATCH_BYTES`].
+pub(crate) fn batch_body_limit(max_event_bytes: usize) -> usize {
+    max_event_bytes
+        .saturating_add(EVENT_ENVELOPE_BYTES)
+        .saturating_mul(MAX_BATCH)
+        .min(MAX_BATCH_BYTES)
+}
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,6 +71,7 @@ struct PublishEvent {
 /// `POST /v2/events/batch`: 1 to 1000 events, stored all or none.
 #[derive(Deserialize, ToSchema)]
 struct PublishBatch {
+    #[serde(deserialize_with = "crate::body::at_most::<MAX_BATCH, _, _>")]
     events: Vec<PublishEvent>,
 }
 
@@ -141,7 +157,8 @@ async fn publish(
     Ok(response)
 }
 
-/// Publishes up to 1000 events at once, all or none.
+/// Publishes up to 1000 events at once, all or none. The body may hold up to 16 MiB (and
+/// each event's `data` up to the per-event limit, 256 KiB by default).
 #[utoipa::path(
     post,
     path = "/v2/events/batch",
@@ -151,8 +168,8 @@ async fn publish(
         (status = 202, description = "All stored", body = AcceptedBatch),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "An invalid event (the message says which: `events[3]: …`)", body = ErrorBody),
+        (status = 413, description = "Body over 16 MiB, or an event's `data` over the per-event limit", body = ErrorBody),
+        (status = 422, description = "An invalid event (the message says which: `events[3]: …`), or not 1 to 1000 events", body = ErrorBody),
         (status = 503, description = "The store is overloaded or unreachable", body = ErrorBody),
     ),
     security(("basic" = []))
@@ -162,12 +179,8 @@ async fn publish_batch(
     client: Client,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<AcceptedBatch>), ApiError> {
-    let limit = state
-        .config
-        .max_event_bytes
-        .saturating_mul(4)
-        .max(16 * 1024 * 1024);
-    let input: PublishBatch = read_json(body, limit).await?;
+    let input: PublishBatch =
+        read_json(body, batch_body_limit(state.config.max_event_bytes)).await?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid(format!(
             "`events` must hold 1 to {MAX_BATCH} events"
@@ -201,7 +214,14 @@ async fn prepare(
         return Err(ApiError::invalid("`data` must be a JSON object"));
     }
     if raw.len() > state.config.max_event_bytes {
-        return Err(ApiError::too_large(state.config.max_event_bytes));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "`data` is larger than {} bytes",
+                state.config.max_event_bytes
+            ),
+        ));
     }
     let data = CanonicalJson::parse(raw, JsonLimits::default())
         .map_err(|e| ApiError::invalid(format!("`data`: {e}")))?;
@@ -379,6 +399,9 @@ async fn list(
 ) -> Result<Json<EventPage>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
     let (since_ms, until_ms) = parse_window(params.since.as_deref(), params.until.as_deref())?;
+    if let Some(event_type) = &params.event_type {
+        crate::event_types::parse_type(event_type)?;
+    }
     let query = EventQuery {
         event_type: params.event_type,
         since_ms,
@@ -407,6 +430,7 @@ async fn list(
     params(("id" = String, Path, description = "Event id")),
     responses(
         (status = 200, description = "The event and its deliveries", body = EventDetail),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such event of this client", body = ErrorBody),
     ),
@@ -417,6 +441,7 @@ async fn show(
     client: Client,
     Path(id): Path<String>,
 ) -> Result<Json<EventDetail>, ApiError> {
+    check_id(&id, "event")?;
     let detail = state
         .store
         .get_event(&client.id, &id)
@@ -437,6 +462,7 @@ async fn show(
     params(("id" = String, Path, description = "Event id")),
     responses(
         (status = 200, description = "The event's attempts, oldest first", body = AttemptPage),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such event of this client", body = ErrorBody),
     ),
@@ -447,6 +473,7 @@ async fn attempts(
     client: Client,
     Path(id): Path<String>,
 ) -> Result<Json<AttemptPage>, ApiError> {
+    check_id(&id, "event")?;
     let (event, attempts) = state
         .store
         .list_attempts(&client.id, &id)

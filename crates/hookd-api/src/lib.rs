@@ -18,7 +18,9 @@ mod health;
 mod observability;
 mod pagination;
 mod random;
+mod rate_limit;
 mod replay;
+mod server;
 mod test_events;
 mod time;
 mod webhooks;
@@ -29,7 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use hookd_core::target::TargetPolicy;
+use hookd_core::target::{ResolveHost, TargetPolicy};
 use hookd_store::Store;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,10 +40,15 @@ use utoipa_axum::router::OpenApiRouter;
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub target_policy: TargetPolicy,
+    /// Resolves the names of endpoint URLs at registration (the engine checks again at
+    /// connect time); `None`: the system's resolver.
+    pub resolver: Option<Arc<dyn ResolveHost>>,
     /// The retry schedule's first step: when a new delivery's first attempt is due.
     pub first_attempt_delay: Duration,
     /// Largest accepted body of one event (and of any other single-object request).
     pub max_event_bytes: usize,
+    /// Requests per authenticated client; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
     /// What `GET /metrics` shows before the queue gauges: the text of the metrics recorder
     /// the binary installed. Without one, `/metrics` shows only the queue gauges.
     pub metrics: Option<MetricsRenderer>,
@@ -72,30 +79,42 @@ pub use observability::{
     DELIVERIES_CREATED, DELIVERIES_DUE, DELIVERIES_PENDING, EVENTS_ACCEPTED, OLDEST_PENDING_AGE,
     describe_metrics,
 };
+pub use rate_limit::{REQUESTS_RATE_LIMITED, RateLimit, RateLimitError};
 
 impl Default for ApiConfig {
     fn default() -> ApiConfig {
         ApiConfig {
             target_policy: TargetPolicy::default(),
+            resolver: None,
             first_attempt_delay: Duration::ZERO,
-            max_event_bytes: 256 * 1024,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            rate_limit: None,
             metrics: None,
         }
     }
 }
+
+/// The default of [`ApiConfig::max_event_bytes`]: 256 KiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) clients: Arc<auth::ClientCache>,
+    pub(crate) rate_limiter: Option<Arc<rate_limit::ClientRateLimiter>>,
 }
 
 /// The whole API. Bodies are read by our own extractor, which enforces the size limits
-/// with a JSON 413, so axum's default limit is lifted here.
+/// with a JSON 413, so axum's default limit is lifted here. Oversized paths are a 414
+/// before routing, and axum's own plain-text rejections (a path that is not UTF-8, say)
+/// are turned into the JSON error shape.
 pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
     let state = AppState {
         store,
+        rate_limiter: config
+            .rate_limit
+            .map(|limit| Arc::new(rate_limit::ClientRateLimiter::new(limit))),
         config: Arc::new(config),
         clients: Arc::new(auth::ClientCache::default()),
     };
@@ -104,6 +123,8 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(error::json_rejections))
+        .layer(axum::middleware::from_fn(body::limit_uri_length))
         .with_state(state)
 }
 
@@ -126,7 +147,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the API, as `GET /openapi.json` serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    rate_limit::document(&mut doc);
+    doc
 }
 
 /// Every route the API serves, as `(METHOD, path)` with OpenAPI-style path parameters
@@ -141,22 +164,15 @@ pub fn route_list() -> Vec<(String, String)> {
     routes
 }
 
-/// Serves `router` on `listener` until `shutdown` completes. Every connection gets
-/// `TCP_NODELAY`: answers are small and must not wait on Nagle's algorithm.
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests under way
+/// finish. Request heads are bounded in size, header count and time (`server.rs`); every
+/// connection gets `TCP_NODELAY`: answers are small and must not wait on Nagle's algorithm.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router, shutdown).await
 }
 
 #[cfg(test)]

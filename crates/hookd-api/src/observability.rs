@@ -40,9 +40,14 @@ pub fn describe_metrics() {
         DELIVERIES_CREATED,
         "Deliveries created for accepted events (one per matching enabled webhook)."
     );
+    metrics::describe_counter!(
+        crate::REQUESTS_RATE_LIMITED,
+        "Requests refused with 429 by the per-client rate limit."
+    );
     // Shown from the start, at 0.
     metrics::counter!(EVENTS_ACCEPTED).increment(0);
     metrics::counter!(DELIVERIES_CREATED).increment(0);
+    metrics::counter!(crate::REQUESTS_RATE_LIMITED).increment(0);
 }
 
 /// Counts newly stored events and their deliveries (not the repeats).

@@ -19,8 +19,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
-use crate::body::{read_json, read_optional_json};
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{check_id, read_json, read_optional_json};
+use crate::error::{ApiError, ErrorBody, excerpt};
 use crate::pagination::PageParams;
 use crate::time::{now_ms, parse_instant, rfc3339};
 
@@ -202,7 +202,7 @@ impl From<ReplayRefusal> for ApiError {
     request_body(content = ReplayEvent, description = "Optional: an empty body (or `{}`) sends it to every webhook it was delivered to"),
     responses(
         (status = 202, description = "The new deliveries are committed", body = EventReplayed),
-        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 400, description = "Not JSON, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such event, or no such webhook, of this client", body = ErrorBody),
         (status = 409, description = "The webhook is disabled (code `webhook_disabled`), or none it went to can take it (code `no_webhook_to_replay_to`)", body = ErrorBody),
@@ -218,7 +218,11 @@ async fn replay_event(
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<EventReplayed>), ApiError> {
+    check_id(&id, "event")?;
     let input: ReplayEvent = read_optional_json(body, state.config.max_event_bytes).await?;
+    if let Some(webhook_id) = &input.webhook_id {
+        check_id(webhook_id, "webhook")?;
+    }
     let replayed = state
         .store
         .replay_event(EventReplay {
@@ -243,7 +247,7 @@ async fn replay_event(
     responses(
         (status = 202, description = "The job is stored and running (or, with nothing to re-send, already completed)", body = ReplayJobView,
             headers(("Location" = String, description = "`/v2/replays/{job id}`"))),
-        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 400, description = "Not JSON, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
         (status = 409, description = "The webhook is disabled (code `webhook_disabled`)", body = ErrorBody),
@@ -259,6 +263,7 @@ async fn replay_webhook(
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    check_id(&id, "webhook")?;
     let input: ReplayWebhook = read_json(body, state.config.max_event_bytes).await?;
     let since_ms = input.since.to_ms("since")?;
     let until_ms = input.until.map(|t| t.to_ms("until")).transpose()?;
@@ -271,8 +276,9 @@ async fn replay_webhook(
         None => ReplayFilter::Failed,
         Some(status) => ReplayFilter::parse(status).ok_or_else(|| {
             ApiError::invalid(format!(
-                "`status` must be one of {} (got `{status}`); pending deliveries are still being sent",
-                ReplayFilter::NAMES.join(", ")
+                "`status` must be one of {} (got `{}`); pending deliveries are still being sent",
+                ReplayFilter::NAMES.join(", "),
+                excerpt(status)
             ))
         })?,
     };
@@ -308,6 +314,7 @@ async fn replay_webhook(
     params(("id" = String, Path, description = "Replay job id (`rpl_…`)")),
     responses(
         (status = 200, description = "The job", body = ReplayJobView),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such job of this client", body = ErrorBody),
     ),
@@ -318,6 +325,7 @@ async fn show_job(
     client: Client,
     Path(id): Path<String>,
 ) -> Result<Json<ReplayJobView>, ApiError> {
+    check_id(&id, "replay job")?;
     let job = state
         .store
         .get_replay_job(&client.id, &id)
@@ -334,6 +342,7 @@ async fn show_job(
     params(("id" = String, Path, description = "Webhook id (`wh_…`)"), PageParams),
     responses(
         (status = 200, description = "A page of the webhook's replay jobs", body = ReplayJobPage),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
         (status = 422, description = "Bad `limit` or `cursor`", body = ErrorBody),
@@ -346,6 +355,7 @@ async fn list_jobs(
     Path(id): Path<String>,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ReplayJobPage>, ApiError> {
+    check_id(&id, "webhook")?;
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
     let page = state
         .store

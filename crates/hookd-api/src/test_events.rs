@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Client;
-use crate::body::read_optional_json;
+use crate::body::{check_id, read_optional_json};
 use crate::error::{ApiError, ErrorBody};
 use crate::event_types::{catalogue, check_publishable};
 use crate::time::now_ms;
@@ -60,7 +60,7 @@ struct TestEventAccepted {
     request_body(content = SendTest, description = "Optional: an empty body (or `{}`) sends the default type"),
     responses(
         (status = 202, description = "The test event is stored and its delivery committed", body = TestEventAccepted),
-        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 400, description = "Not JSON, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
         (status = 409, description = "The webhook is disabled (code `webhook_disabled`)", body = ErrorBody),
@@ -76,6 +76,7 @@ async fn send_test(
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<TestEventAccepted>), ApiError> {
+    check_id(&id, "webhook")?;
     let input: SendTest = read_optional_json(body, state.config.max_event_bytes).await?;
     let webhook = state
         .store

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::ids::{IdKind, new_id};
 use hookd_core::signing::{SECRET_RANDOM_BYTES, new_webhook_secret};
-use hookd_core::target::TargetPolicy;
+use hookd_core::target::ResolveError;
 use hookd_store::model::{
     NewWebhook, SecretRotation, WebhookChanges, WebhookHealth, WebhookRecord,
 };
@@ -19,14 +19,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
 use crate::auth::Client;
-use crate::body::{double_option, read_json, read_optional_json};
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{check_id, check_text, double_option, read_json, read_optional_json};
+use crate::error::{ApiError, ErrorBody, excerpt};
 use crate::event_types::check_filters;
 use crate::pagination::PageParams;
 use crate::random::fill_random;
 use crate::time::{now_ms, rfc3339};
+use crate::{ApiConfig, AppState};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,6 +50,10 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 const MAX_METADATA_BYTES: usize = 4096;
+/// Deepest nesting of `metadata`, as for an event's `data`.
+const MAX_METADATA_DEPTH: usize = 64;
+/// Longest `signature_header` name.
+const MAX_SIGNATURE_HEADER_LEN: usize = 64;
 /// How long the replaced secret keeps signing after a rotation, unless `grace_seconds`
 /// says otherwise (as Svix does).
 const DEFAULT_ROTATION_GRACE_SECONDS: u64 = 24 * 60 * 60;
@@ -209,7 +213,7 @@ async fn create(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
     let input: CreateWebhook = read_json(body, state.config.max_event_bytes).await?;
-    check_url(&state.config.target_policy, &input.url).await?;
+    check_url(&state.config, &input.url).await?;
     check_filters(&state, &client.id, &input.events).await?;
     let format = parse_format(input.format.as_deref())?.unwrap_or_default();
     let signature_header = match input.signature_header {
@@ -291,6 +295,7 @@ async fn list(
     params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
     ),
@@ -301,6 +306,7 @@ async fn show(
     client: Client,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
+    check_id(&id, "webhook")?;
     let record = state.store.get_webhook(&client.id, &id).await?;
     record
         .map(|w| Json(WebhookView::from_record(w, false)))
@@ -316,9 +322,10 @@ async fn show(
     request_body = UpdateWebhook,
     responses(
         (status = 200, description = "The changed webhook", body = WebhookView),
-        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 400, description = "Not JSON, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     ),
     security(("basic" = []))
@@ -329,13 +336,14 @@ async fn update(
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Json<WebhookView>, ApiError> {
+    check_id(&id, "webhook")?;
     let input: UpdateWebhook = read_json(body, state.config.max_event_bytes).await?;
     // An unknown id is a 404 before any validation message about the body.
     if state.store.get_webhook(&client.id, &id).await?.is_none() {
         return Err(ApiError::not_found("webhook"));
     }
     if let Some(url) = &input.url {
-        check_url(&state.config.target_policy, url).await?;
+        check_url(&state.config, url).await?;
     }
     if let Some(events) = &input.events {
         check_filters(&state, &client.id, events).await?;
@@ -372,8 +380,10 @@ async fn update(
     request_body(content = RotateSecret, description = "Optional: an empty body means the default grace period"),
     responses(
         (status = 200, description = "The webhook with its new `secret`", body = WebhookView),
+        (status = 400, description = "Not JSON, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Bad `grace_seconds`", body = ErrorBody),
     ),
     security(("basic" = []))
@@ -386,6 +396,7 @@ async fn rotate_secret(
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Json<WebhookView>, ApiError> {
+    check_id(&id, "webhook")?;
     let input: RotateSecret = read_optional_json(body, state.config.max_event_bytes).await?;
     // An unknown id is a 404 before any validation message about the body.
     if state.store.get_webhook(&client.id, &id).await?.is_none() {
@@ -434,6 +445,7 @@ fn parse_grace_seconds(value: Option<&Value>) -> Result<u64, ApiError> {
     params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
     ),
@@ -444,6 +456,7 @@ async fn remove(
     client: Client,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    check_id(&id, "webhook")?;
     if state
         .store
         .delete_webhook(&client.id, &id, now_ms())
@@ -456,8 +469,17 @@ async fn remove(
 }
 
 /// Checks the URL's form and, when private targets are refused, the addresses its name
-/// resolves to now (connect time checks again, against DNS rebinding).
-async fn check_url(policy: &TargetPolicy, url: &str) -> Result<(), ApiError> {
+/// resolves to now: any refused address fails registration (connect time checks every
+/// address again, against DNS rebinding). A name that does not resolve (yet) is accepted:
+/// it may be set up after registration, and connect time checks it then.
+async fn check_url(config: &ApiConfig, url: &str) -> Result<(), ApiError> {
+    // The URL is stored as given: a control character would be stored too.
+    if url.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "`url` may not contain control characters",
+        ));
+    }
+    let policy = &config.target_policy;
     let parsed = policy
         .check_url(url)
         .map_err(|e| ApiError::invalid(format!("`url`: {e}")))?;
@@ -467,17 +489,39 @@ async fn check_url(policy: &TargetPolicy, url: &str) -> Result<(), ApiError> {
     let Some(url::Host::Domain(host)) = parsed.host() else {
         return Ok(());
     };
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let lookup = tokio::net::lookup_host((host, port));
-    // A name that does not resolve yet is accepted: it may be set up after registration.
-    let Ok(Ok(addresses)) = tokio::time::timeout(REGISTRATION_DNS_TIMEOUT, lookup).await else {
-        return Ok(());
+    let lookup = async {
+        match &config.resolver {
+            Some(resolver) => resolver.resolve(host).await,
+            None => tokio::net::lookup_host((host, 0))
+                .await
+                .map(|found| found.map(|a| a.ip()).collect())
+                .map_err(|e| ResolveError {
+                    host: host.to_owned(),
+                    reason: e.to_string(),
+                }),
+        }
     };
-    let addresses: Vec<IpAddr> = addresses.map(|a| a.ip()).collect();
+    let addresses: Vec<IpAddr> = match tokio::time::timeout(REGISTRATION_DNS_TIMEOUT, lookup).await
+    {
+        Ok(Ok(addresses)) => addresses,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "registering a webhook whose name does not resolve yet");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::debug!(
+                host,
+                "registering a webhook whose name did not resolve in time"
+            );
+            return Ok(());
+        }
+    };
     for ip in addresses {
-        policy
-            .check_ip(ip)
-            .map_err(|e| ApiError::invalid(format!("`url` resolves to {e}")))?;
+        policy.check_ip(ip).map_err(|e| {
+            ApiError::invalid(format!(
+                "`url`: the host `{host}` resolves to an address hookd refuses: {e}"
+            ))
+        })?;
     }
     Ok(())
 }
@@ -493,26 +537,25 @@ fn parse_format(format: Option<&str>) -> Result<Option<EnvelopeFormat>, ApiError
 
 fn check_signature_header(name: String) -> Result<String, ApiError> {
     let valid = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_SIGNATURE_HEADER_LEN
         && http::HeaderName::from_bytes(name.as_bytes()).is_ok()
         && !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str());
     if valid {
         Ok(name)
     } else {
         Err(ApiError::invalid(format!(
-            "`signature_header` `{name}` must be an HTTP header name of at most 64 characters, other than {}",
+            "`signature_header` `{}` must be an HTTP header name of at most {MAX_SIGNATURE_HEADER_LEN} characters, other than {}",
+            excerpt(&name),
             RESERVED_HEADERS.join(", ")
         )))
     }
 }
 
 fn check_description(description: Option<&str>) -> Result<(), ApiError> {
-    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
-        return Err(ApiError::invalid(format!(
-            "`description` may be at most {MAX_DESCRIPTION_CHARS} characters"
-        )));
+    match description {
+        Some(text) => check_text("description", text, MAX_DESCRIPTION_CHARS),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_metadata(metadata: Option<Map<String, Value>>) -> Result<Option<Value>, ApiError> {
@@ -523,5 +566,20 @@ fn check_metadata(metadata: Option<Map<String, Value>>) -> Result<Option<Value>,
             "`metadata` may be at most {MAX_METADATA_BYTES} bytes of JSON"
         )));
     }
+    if depth(&value) > MAX_METADATA_DEPTH {
+        return Err(ApiError::invalid(format!(
+            "`metadata` nests objects/arrays deeper than {MAX_METADATA_DEPTH} levels"
+        )));
+    }
     Ok(Some(value))
+}
+
+/// Nesting depth of a JSON value (a scalar is 0, `{}` is 1). Recursion is safe: the body
+/// reader refuses bodies nested deeper than `MAX_BODY_DEPTH`.
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }

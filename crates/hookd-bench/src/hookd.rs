@@ -18,6 +18,7 @@ use hookd_engine::{Engine, EngineConfig};
 use hookd_store::Store;
 use hookd_store::model::NewClient;
 use hookd_store::postgres::PostgresStore;
+use hookd_store::sealing::SecretKeys;
 use hookd_store::sqlite::SqliteStore;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
@@ -88,8 +89,9 @@ impl InProcessHookd {
         location: &StoreLocation,
         settings: &HookdSettings,
         version: &str,
+        keys: &SecretKeys,
     ) -> Result<InProcessHookd, BenchError> {
-        InProcessHookd::start_with(location, settings, version, None).await
+        InProcessHookd::start_with(location, settings, version, keys, None).await
     }
 
     /// Starts another node on the store of a running one (PostgreSQL: the same schema),
@@ -98,6 +100,7 @@ impl InProcessHookd {
         location: &StoreLocation,
         settings: &HookdSettings,
         version: &str,
+        keys: &SecretKeys,
         auth: HeaderValue,
     ) -> Result<InProcessHookd, BenchError> {
         if !matches!(location, StoreLocation::Postgres { .. }) {
@@ -105,15 +108,17 @@ impl InProcessHookd {
                 "only hookds on PostgreSQL can share a store".to_owned(),
             ));
         }
-        InProcessHookd::start_with(location, settings, version, Some(auth)).await
+        InProcessHookd::start_with(location, settings, version, keys, Some(auth)).await
     }
 
     async fn start_with(
         location: &StoreLocation,
         settings: &HookdSettings,
         version: &str,
+        keys: &SecretKeys,
         existing_client: Option<HeaderValue>,
     ) -> Result<InProcessHookd, BenchError> {
+        let keys = keys.clone();
         let built = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("hookd-rt")
@@ -137,7 +142,9 @@ impl InProcessHookd {
                     })?;
                 let path = dir.path().join("hookd.db");
                 let store = handle
-                    .spawn_blocking(move || SqliteStore::open_for_serving(&path, now_ms()))
+                    .spawn_blocking(move || {
+                        SqliteStore::open_for_serving_with_keys(&path, now_ms(), keys)
+                    })
                     .await
                     .map_err(|e| BenchError::Other(format!("opening the store: {e}")))??;
                 (Arc::new(store), Some(dir))
@@ -147,7 +154,7 @@ impl InProcessHookd {
                 // there, so their CPU counts as hookd's.
                 let url = url.clone();
                 let store = handle
-                    .spawn(async move { PostgresStore::connect(&url).await })
+                    .spawn(async move { PostgresStore::connect_with_keys(&url, keys).await })
                     .await
                     .map_err(|e| BenchError::Other(format!("connecting the store: {e}")))??;
                 (Arc::new(store), None)
@@ -164,6 +171,9 @@ impl InProcessHookd {
             ApiConfig {
                 target_policy: BENCH_TARGETS,
                 first_attempt_delay: settings.schedule.delay_before(1).unwrap_or_default(),
+                // The load generator is one client sending as fast as hookd takes it: a
+                // per-client limit would measure the limit, not hookd.
+                rate_limit: None,
                 ..ApiConfig::default()
             },
         );

@@ -103,7 +103,8 @@ async fn idle_rss(databases: &Databases, version: &str) -> Result<Option<u64>, B
 
 async fn idle_rss_of_one(databases: &Databases, version: &str) -> Result<Option<u64>, BenchError> {
     let location = databases.fresh_location().await?;
-    let hookd = InProcessHookd::start(&location, &HookdSettings::default(), version).await?;
+    let keys = hookd_store::sealing::SecretKeys::none();
+    let hookd = InProcessHookd::start(&location, &HookdSettings::default(), version, &keys).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss = system::rss_bytes();
     let _ = hookd.shut_down().await;

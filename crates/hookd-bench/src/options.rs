@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use hookd_store::sealing::SecretKeys;
+
 use crate::BenchError;
 
 /// One measured situation; each runs against its own fresh hookd and store.
@@ -189,6 +191,8 @@ pub struct BenchOptions {
     pub connections: usize,
     /// The version printed in the report (the binary's, not this crate's).
     pub hookd_version: String,
+    /// What every in-process hookd seals webhook secrets with (none by default).
+    pub secret_keys: SecretKeys,
 }
 
 impl BenchOptions {
@@ -200,6 +204,7 @@ impl BenchOptions {
             backlog_size: 1_000_000,
             connections: 64,
             hookd_version: hookd_version.into(),
+            secret_keys: SecretKeys::none(),
         }
     }
 

@@ -16,6 +16,7 @@ mod observe;
 mod replay;
 mod retention;
 
+pub use client::TargetResolver;
 pub use observe::{
     ATTEMPT_DURATION, ATTEMPT_DURATION_BUCKETS, ATTEMPTS, DELIVERY_LATENCY,
     DELIVERY_LATENCY_BUCKETS, describe_metrics,
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookd_core::schedule::RetrySchedule;
-use hookd_core::target::TargetPolicy;
+use hookd_core::target::{ResolveHost, TargetPolicy};
 use hookd_store::Store;
 
 /// How the engine behaves; every field has a production default.
@@ -34,6 +35,8 @@ pub struct EngineConfig {
     pub schedule: RetrySchedule,
     pub attempt_timeout: Duration,
     pub target_policy: TargetPolicy,
+    /// Resolves endpoint names; the policy then checks every address before it is dialled.
+    pub resolver: Arc<dyn ResolveHost>,
     /// Attempts in flight in this process, across all webhooks.
     pub max_in_flight: usize,
     /// Attempts in flight to any one webhook.
@@ -59,6 +62,7 @@ impl Default for EngineConfig {
             schedule: RetrySchedule::seeds(),
             attempt_timeout: Duration::from_secs(30),
             target_policy: TargetPolicy::default(),
+            resolver: Arc::new(TargetResolver::system()),
             max_in_flight: 1024,
             max_in_flight_per_webhook: 64,
             claim_batch: 256,
@@ -74,6 +78,8 @@ impl Default for EngineConfig {
 pub enum EngineError {
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    #[error("cannot set up the DNS resolver: {0}")]
+    Resolver(String),
 }
 
 /// The running delivery machinery of one process.

@@ -20,11 +20,27 @@ pub enum StoreError {
     /// request may well succeed a moment later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database's files cannot be written: the disk is full, a file size limit is
+    /// reached, the file or file system is read-only, or the device fails. Nothing of the
+    /// failed write was stored, and writes succeed again once the operator frees space.
+    #[error("the database cannot be written (disk full or read-only?): {0}")]
+    StorageUnavailable(String),
+    /// A stored webhook secret cannot be opened with the keys this store was given.
+    #[error("{0}")]
+    Sealing(crate::sealing::SealingError),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
-        StoreError::Database(e.to_string())
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            // SQLITE_FULL is ENOSPC; a file size limit (EFBIG), a read-only file or file
+            // system (EPERM, EROFS) and failing hardware all come as SQLITE_IOERR.
+            Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure | ErrorCode::ReadOnly) => {
+                StoreError::StorageUnavailable(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
     }
 }
 
@@ -69,5 +85,36 @@ impl From<deadpool_postgres::PoolError> for StoreError {
             deadpool_postgres::PoolError::Closed => StoreError::Closed,
             other => StoreError::Unavailable(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_failure(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn sqlite_write_failures_of_the_storage_are_storage_unavailable() {
+        for code in [
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_IOERR_WRITE,
+            rusqlite::ffi::SQLITE_IOERR_FSYNC,
+            rusqlite::ffi::SQLITE_READONLY,
+        ] {
+            assert!(
+                matches!(
+                    StoreError::from(sqlite_failure(code)),
+                    StoreError::StorageUnavailable(_)
+                ),
+                "SQLite code {code}"
+            );
+        }
+        assert!(matches!(
+            StoreError::from(sqlite_failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)),
+            StoreError::Database(_)
+        ));
     }
 }

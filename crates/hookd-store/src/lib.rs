@@ -6,10 +6,15 @@
 //! acknowledged only after it is committed. Backends batch concurrent writes into one
 //! transaction (group commit), which is what makes durable ingest fast.
 //!
-//! Main types: [`Store`], the records in [`model`], and [`StoreError`].
+//! Webhook signing secrets can be kept encrypted at rest: a backend opened with
+//! [`sealing::SecretKeys`] seals them on the way in and opens them on the way out.
+//!
+//! Main types: [`Store`], the records in [`model`], [`sealing::SecretKeys`], and
+//! [`StoreError`].
 
 pub mod model;
 pub mod postgres;
+pub mod sealing;
 pub mod sqlite;
 
 mod codec;

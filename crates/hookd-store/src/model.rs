@@ -2,6 +2,7 @@
 //! otherwise; public ids are the `wh_…`/`evt_…` strings, internal keys never leave the store
 //! except inside claims.
 
+use std::fmt;
 use std::time::Duration;
 
 use hookd_core::envelope::EnvelopeFormat;
@@ -24,7 +25,9 @@ pub struct ClientRecord {
     pub created_at_ms: i64,
 }
 
-#[derive(Clone, Debug)]
+/// Records holding signing secrets show them as `"…"` in `Debug`, so a record that ends up
+/// in a log line (`?delivery`) cannot leak one.
+#[derive(Clone)]
 pub struct NewWebhook {
     pub id: String,
     pub client_id: String,
@@ -41,7 +44,7 @@ pub struct NewWebhook {
     pub now_ms: i64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WebhookRecord {
     pub id: String,
     pub client_id: String,
@@ -69,7 +72,7 @@ pub struct HealthPolicy {
 }
 
 /// A new signing secret for a webhook (`POST /v2/webhooks/{id}/rotate-secret`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SecretRotation {
     pub secret: String,
     /// Until when (unix ms) the secret being replaced still signs too; at or before
@@ -291,7 +294,7 @@ pub struct EventDetail {
 }
 
 /// What the engine needs to send one attempt.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClaimedDelivery {
     pub delivery_key: i64,
     pub lease_token: i64,
@@ -325,7 +328,7 @@ impl ClaimedDelivery {
 }
 
 /// A webhook's previous signing secret during a rotation's grace period.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PreviousSecret {
     pub secret: String,
     /// When the grace period ends (unix ms); from then on the secret is not used.
@@ -629,4 +632,92 @@ pub enum ReplayStep {
     Stale,
     /// The webhook was disabled or deleted: the job is now cancelled, nothing re-sent.
     Cancelled,
+}
+
+/// Stands for a secret in `Debug` output.
+const HIDDEN: &str = "…";
+
+impl fmt::Debug for NewWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewWebhook")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("format", &self.format)
+            .field("secret", &HIDDEN)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for WebhookRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookRecord")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("format", &self.format)
+            .field("enabled", &self.enabled)
+            .field("secret", &HIDDEN)
+            .field("updated_at_ms", &self.updated_at_ms)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SecretRotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretRotation")
+            .field("secret", &HIDDEN)
+            .field("previous_valid_until_ms", &self.previous_valid_until_ms)
+            .field("now_ms", &self.now_ms)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ClaimedDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClaimedDelivery")
+            .field("delivery_key", &self.delivery_key)
+            .field("lease_token", &self.lease_token)
+            .field("attempt_number", &self.attempt_number)
+            .field("webhook_id", &self.webhook_id)
+            .field("url", &self.url)
+            .field("secret", &HIDDEN)
+            .field("previous_secret", &self.previous_secret)
+            .field("event", &self.event)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PreviousSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreviousSecret")
+            .field("secret", &HIDDEN)
+            .field("valid_until_ms", &self.valid_until_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let previous = PreviousSecret {
+            secret: "whsec_old".to_owned(),
+            valid_until_ms: 5,
+        };
+        let rotation = SecretRotation {
+            secret: "whsec_new".to_owned(),
+            previous_valid_until_ms: 5,
+            now_ms: 1,
+        };
+        for shown in [format!("{previous:?}"), format!("{rotation:?}")] {
+            assert!(!shown.contains("whsec_"), "{shown}");
+            assert!(shown.contains("valid_until_ms: 5"), "{shown}");
+        }
+    }
 }

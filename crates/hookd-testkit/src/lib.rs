@@ -3,11 +3,17 @@
 //! what they get and answer as told ([`receiver::Receiver`]), signature checks written
 //! independently of hookd's own signing code ([`signatures`]), and a schema per test on
 //! PostgreSQL ([`postgres`]) so one behavioural suite runs on both backends
-//! ([`backend_tests!`]).
+//! ([`backend_tests!`]). [`dns::DnsServer`] answers DNS queries as the test says, for
+//! hookd's `--dns-server`. [`misbehaving::MisbehavingReceiver`] breaks HTTP in the ways
+//! real endpoints do, and [`resources`] makes faults of the machine for real (a file size
+//! limit as a full disk, immutable files, resident memory).
 
+pub mod dns;
+pub mod misbehaving;
 pub mod postgres;
 pub mod proxy;
 pub mod receiver;
+pub mod resources;
 pub mod server;
 pub mod signatures;
 pub mod sockets;

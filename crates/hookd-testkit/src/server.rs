@@ -33,6 +33,12 @@ pub struct ServeOptions {
     /// Collect the server's stderr (its logs) for [`Hookd::stderr_text`] instead of
     /// passing it through.
     pub capture_stderr: bool,
+    /// Environment variables for `serve` and `clients create` (e.g. `HOOKD_ENCRYPTION_KEY`);
+    /// the encryption keys of the test's own environment are never passed on.
+    pub env: Vec<(String, String)>,
+    /// A soft `RLIMIT_FSIZE` (bytes) for `serve`, which runs with `SIGXFSZ` ignored: a write
+    /// past it fails with `EFBIG` as on a full disk (see [`Hookd::set_file_size_limit`]).
+    pub file_size_limit: Option<u64>,
 }
 
 impl Default for ServeOptions {
@@ -47,6 +53,8 @@ impl Default for ServeOptions {
             extra_args: Vec::new(),
             log_filter: None,
             capture_stderr: false,
+            env: Vec::new(),
+            file_size_limit: None,
         }
     }
 }
@@ -162,6 +170,9 @@ impl Hookd {
                 "--database",
                 &self.database_url(),
             ])
+            .env_remove("HOOKD_ENCRYPTION_KEY")
+            .env_remove("HOOKD_ENCRYPTION_KEY_PREVIOUS")
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .output()
             .await
             .unwrap_or_else(|e| panic!("cannot run hookd clients create: {e}"));
@@ -183,7 +194,17 @@ impl Hookd {
 
     async fn spawn(&mut self) {
         let o = &self.options;
-        let mut command = Command::new(&self.bin);
+        let mut command = match o.file_size_limit {
+            None => Command::new(&self.bin),
+            // Ignored signals stay ignored across exec: the shell only sets that up.
+            Some(_) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .args(["-c", "trap '' XFSZ && exec \"$0\" \"$@\""])
+                    .arg(&self.bin);
+                shell
+            }
+        };
         command
             .args([
                 "serve",
@@ -202,6 +223,10 @@ impl Hookd {
             .env("HOOKD_LOG", o.log_filter.as_deref().unwrap_or("warn"))
             .env_remove("HOOKD_ALLOW_PRIVATE_TARGETS")
             .env_remove("HOOKD_ALLOW_HTTP")
+            .env_remove("HOOKD_DNS_SERVER")
+            .env_remove("HOOKD_ENCRYPTION_KEY")
+            .env_remove("HOOKD_ENCRYPTION_KEY_PREVIOUS")
+            .envs(o.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(if o.capture_stderr {
                 Stdio::piped()
@@ -218,6 +243,9 @@ impl Hookd {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start hookd: {e}"));
+        if let (Some(limit), Some(pid)) = (o.file_size_limit, child.id()) {
+            crate::resources::set_file_size_limit(pid, Some(limit));
+        }
         if let Some(stderr) = child.stderr.take() {
             let captured = Arc::clone(&self.stderr);
             tokio::spawn(async move {
@@ -252,6 +280,20 @@ impl Hookd {
     /// empty otherwise).
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Changes the server's file size limit while it runs (`None`: unlimited, "space
+    /// returns"), and for its restarts.
+    pub fn set_file_size_limit(&mut self, bytes: Option<u64>) {
+        self.options.file_size_limit = bytes;
+        if let Some(pid) = self.pid() {
+            crate::resources::set_file_size_limit(pid, bytes);
+        }
+    }
+
+    /// The directory of the server's SQLite file (`hookd.db`, with `-wal` and `-shm`).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// SIGKILL: no shutdown, no flushing, exactly like a crash.

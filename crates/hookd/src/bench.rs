@@ -77,6 +77,8 @@ fn options(args: &BenchArgs) -> anyhow::Result<BenchOptions> {
         duration,
         backlog_size: args.backlog_size,
         connections: args.connections,
+        // As `hookd serve` would: sealed with HOOKD_ENCRYPTION_KEY when it is set.
+        secret_keys: crate::config::secret_keys(None, None)?,
         ..BenchOptions::new(env!("CARGO_PKG_VERSION"))
     })
 }

@@ -71,6 +71,10 @@ pub(crate) struct ServeArgs {
     /// Allow plain http:// endpoint URLs.
     #[arg(long, env = "HOOKD_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) allow_http: Option<bool>,
+    /// Resolve endpoint names with this DNS server alone (IP, or IP:PORT; port 53 by
+    /// default) instead of the system's resolver.
+    #[arg(long, env = "HOOKD_DNS_SERVER")]
+    pub(crate) dns_server: Option<String>,
     /// Attempts in flight at once, across all webhooks (default 1024).
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
     pub(crate) max_in_flight: Option<usize>,
@@ -88,6 +92,18 @@ pub(crate) struct ServeArgs {
     /// told with a `webhook.disabled` event, e.g. `5d` (the default); `off` never does.
     #[arg(long, env = "HOOKD_DISABLE_AFTER")]
     pub(crate) disable_after: Option<String>,
+    /// Requests each API client may make, e.g. `1000/s`, `600/m` or `10000/h`; `off` (the
+    /// default) for no limit. Over it, requests are answered 429 with Retry-After.
+    #[arg(long, env = "HOOKD_RATE_LIMIT")]
+    pub(crate) rate_limit: Option<String>,
+    /// Requests a client may send at once after a pause (default: twice the rate's count,
+    /// e.g. 2000 for 1000/s).
+    #[arg(long, env = "HOOKD_RATE_LIMIT_BURST")]
+    pub(crate) rate_limit_burst: Option<u32>,
+    /// Largest accepted event body, in bytes, from 1024 to 16777216 (default 262144 =
+    /// 256 KiB); also the limit of other single-object request bodies.
+    #[arg(long, env = "HOOKD_MAX_EVENT_BYTES")]
+    pub(crate) max_event_bytes: Option<usize>,
     /// Log lines on stderr: `text` (default) or `json` (one JSON object per line).
     /// `HOOKD_LOG` sets the level and filters (default `info`).
     #[arg(long, env = "HOOKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

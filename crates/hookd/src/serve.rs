@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hookd_api::ApiConfig;
-use hookd_engine::{Engine, EngineConfig};
+use hookd_core::target::ResolveHost;
+use hookd_engine::{Engine, EngineConfig, TargetResolver};
 use tokio::sync::watch;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -23,12 +24,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let metrics = install_metrics_recorder()?;
     let store = config.database.open(true).await?;
+    // Registration and connections resolve endpoint names separately (same server, no
+    // shared cache), so what a connection dials was always resolved for that connection.
+    let resolver = || -> anyhow::Result<Arc<dyn ResolveHost>> {
+        Ok(Arc::new(TargetResolver::new(config.dns_server)?))
+    };
     let engine = Engine::new(
         Arc::clone(&store),
         EngineConfig {
             schedule: config.schedule.clone(),
             attempt_timeout: config.attempt_timeout,
             target_policy: config.target_policy,
+            resolver: resolver()?,
             max_in_flight: config.max_in_flight,
             max_in_flight_per_webhook: config.max_in_flight_per_webhook,
             poll_interval: config.poll_interval,
@@ -42,9 +49,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&store),
         ApiConfig {
             target_policy: config.target_policy,
+            resolver: Some(resolver()?),
             first_attempt_delay: config.schedule.delay_before(1).unwrap_or_default(),
+            max_event_bytes: config.max_event_bytes,
+            rate_limit: config.rate_limit,
             metrics: Some(metrics),
-            ..ApiConfig::default()
         },
     );
     let listener = tokio::net::TcpListener::bind(config.listen)

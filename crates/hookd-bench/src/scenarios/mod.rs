@@ -144,7 +144,8 @@ impl Setup {
         let location = ctx.databases.fresh_location().await?;
         let receiver = Receiver::start(ctx.epoch, HANG_FOR).await?;
         let version = &ctx.options.hookd_version;
-        let hookd = match InProcessHookd::start(&location, settings, version).await {
+        let keys = &ctx.options.secret_keys;
+        let hookd = match InProcessHookd::start(&location, settings, version, keys).await {
             Ok(h) => h,
             Err(e) => {
                 receiver.stop().await;
@@ -153,7 +154,9 @@ impl Setup {
         };
         let mut peers = Vec::new();
         for _ in 1..nodes {
-            match InProcessHookd::join(&location, settings, version, hookd.auth().clone()).await {
+            match InProcessHookd::join(&location, settings, version, keys, hookd.auth().clone())
+                .await
+            {
                 Ok(peer) => peers.push(peer),
                 Err(e) => {
                     for node in peers.into_iter().chain([hookd]) {

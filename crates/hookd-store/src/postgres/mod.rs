@@ -19,6 +19,7 @@ mod migrate;
 mod publish;
 mod queries;
 mod replay;
+mod sealing;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use crate::model::{
     EventTypeRecord, FinishedAttempt, HealthPolicy, NewClient, NewEvent, NewEventType, NewWebhook,
     NextStep, Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
 };
+use crate::sealing::SecretKeys;
 use crate::{Store, StoreError};
 use publish::Publisher;
 
@@ -63,6 +65,8 @@ pub struct PostgresStore {
     listener: JoinHandle<()>,
     /// Notified when this node stores a replay job.
     replays: Arc<Notify>,
+    /// What webhook secrets are sealed and opened with.
+    keys: SecretKeys,
 }
 
 /// Where new deliveries go when this node's engine takes them directly.
@@ -70,12 +74,26 @@ pub struct PostgresStore {
 struct Handoff {
     sender: mpsc::Sender<ClaimedDelivery>,
     lease_ms: i64,
+    /// To open the secrets of the webhooks deliveries are handed off to.
+    keys: SecretKeys,
 }
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://…`, libpq URL syntax; `options=-c search_path=…`
     /// selects a schema), brings the schema up to date and starts listening for due work.
+    /// Webhook secrets are kept in clear; a database holding encrypted ones is refused.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with_keys(url, SecretKeys::none()).await
+    }
+
+    /// [`PostgresStore::connect`], with webhook secrets sealed and opened with `keys`.
+    /// Every stored secret is checked (a missing or wrong key fails here, with
+    /// [`StoreError::Sealing`]) and brought to the form `keys` asks for first. Every node
+    /// of a cluster needs the same keys.
+    pub async fn connect_with_keys(
+        url: &str,
+        keys: SecretKeys,
+    ) -> Result<PostgresStore, StoreError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
@@ -92,6 +110,8 @@ impl PostgresStore {
             Some("SET synchronous_commit = off"),
         )?;
         let schema = migrate::apply(&mut *clients.get().await?).await?;
+        // Before anything else: with a missing or wrong key, nothing starts.
+        sealing::reseal_all(&clients.get().await?, &keys).await?;
         let channel = notify_channel(&schema);
         let due = Arc::new(Notify::new());
         let listener = listener::spawn(config, channel.clone(), Arc::clone(&due));
@@ -111,6 +131,7 @@ impl PostgresStore {
             publisher,
             listener,
             replays: Arc::new(Notify::new()),
+            keys,
         })
     }
 
@@ -227,8 +248,10 @@ impl Store for PostgresStore {
         queries::find_client(&self.clients.get().await?, client_id).await
     }
 
-    async fn create_webhook(&self, webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
-        queries::insert_webhook(&self.clients.get().await?, &webhook).await
+    async fn create_webhook(&self, mut webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
+        webhook.secret = self.keys.seal(&webhook.id, &webhook.secret)?;
+        let created = queries::insert_webhook(&self.clients.get().await?, &webhook).await?;
+        Ok(self.keys.open_webhook(created)?)
     }
 
     async fn list_webhooks(
@@ -236,7 +259,14 @@ impl Store for PostgresStore {
         client_id: &str,
         page: PageRequest,
     ) -> Result<Page<WebhookRecord>, StoreError> {
-        queries::list_webhooks(&self.clients.get().await?, client_id, &page).await
+        let mut listed =
+            queries::list_webhooks(&self.clients.get().await?, client_id, &page).await?;
+        listed.data = listed
+            .data
+            .into_iter()
+            .map(|w| self.keys.open_webhook(w))
+            .collect::<Result<_, _>>()?;
+        Ok(listed)
     }
 
     async fn get_webhook(
@@ -244,7 +274,8 @@ impl Store for PostgresStore {
         client_id: &str,
         webhook_id: &str,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        queries::get_webhook(&self.clients.get().await?, client_id, webhook_id).await
+        let found = queries::get_webhook(&self.clients.get().await?, client_id, webhook_id).await?;
+        Ok(found.map(|w| self.keys.open_webhook(w)).transpose()?)
     }
 
     async fn update_webhook(
@@ -257,17 +288,24 @@ impl Store for PostgresStore {
         let tx = client.transaction().await?;
         let updated = queries::update_webhook(&tx, client_id, webhook_id, &changes).await?;
         tx.commit().await?;
-        Ok(updated)
+        Ok(updated.map(|w| self.keys.open_webhook(w)).transpose()?)
     }
 
     async fn rotate_webhook_secret(
         &self,
         client_id: &str,
         webhook_id: &str,
-        rotation: SecretRotation,
+        mut rotation: SecretRotation,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        queries::rotate_webhook_secret(&self.clients.get().await?, client_id, webhook_id, &rotation)
-            .await
+        rotation.secret = self.keys.seal(webhook_id, &rotation.secret)?;
+        let rotated = queries::rotate_webhook_secret(
+            &self.clients.get().await?,
+            client_id,
+            webhook_id,
+            &rotation,
+        )
+        .await?;
+        Ok(rotated.map(|w| self.keys.open_webhook(w)).transpose()?)
     }
 
     async fn delete_webhook(
@@ -348,7 +386,8 @@ impl Store for PostgresStore {
         &self,
         claim: ClaimRequest,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        queries::claim_due(&self.engine.get().await?, &claim).await
+        let claimed = queries::claim_due(&self.engine.get().await?, &claim).await?;
+        Ok(self.keys.open_claimed(claimed))
     }
 
     async fn record_attempts(
@@ -394,7 +433,11 @@ impl Store for PostgresStore {
     ) -> mpsc::Receiver<ClaimedDelivery> {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         if let Ok(mut slot) = self.handoff.lock() {
-            *slot = Some(Handoff { sender, lease_ms });
+            *slot = Some(Handoff {
+                sender,
+                lease_ms,
+                keys: self.keys.clone(),
+            });
         }
         receiver
     }

@@ -17,6 +17,7 @@ use super::Handoff;
 use super::queries::{self, Subscriber};
 use crate::StoreError;
 use crate::model::{ClaimedDelivery, NewEvent, Published};
+use crate::sealing::{OpenedSecrets, SecretKeys};
 
 /// Publishes waiting for a worker; beyond this, publishing answers `Busy` (503).
 const QUEUE: usize = 16 * 1024;
@@ -264,6 +265,8 @@ async fn insert(
 
     let mut permits = Vec::new();
     let mut due_unclaimed = false;
+    // Opened before the insert, so what a hand-off needs is known before anything commits.
+    let mut secrets = HashMap::new();
     let mut rows: Vec<Row<'_>> = Vec::new();
     // Per request and event: the row it was inserted as, or `None` for a repeat of an
     // event earlier in this batch (same client and id), read back after the insert.
@@ -284,7 +287,9 @@ async fn insert(
                 .filter(|w| any_matches(&w.filters, &event.event_type) && event.goes_to(&w.id))
             {
                 let permit = match handoff {
-                    Some(h) if due_now => h.sender.clone().try_reserve_owned().ok(),
+                    Some(h) if due_now && opened_once(&h.keys, webhook, &mut secrets) => {
+                        h.sender.clone().try_reserve_owned().ok()
+                    }
                     _ => None,
                 };
                 let leased = permit.is_some();
@@ -328,7 +333,9 @@ async fn insert(
                 let Some(lease_token) = lease_token else {
                     continue;
                 };
-                let Some(webhook) = by_key.get(webhook_key) else {
+                let (Some(webhook), Some(Some((secret, previous_secret)))) =
+                    (by_key.get(webhook_key), secrets.get(webhook_key))
+                else {
                     continue;
                 };
                 leased.push(ClaimedDelivery {
@@ -340,11 +347,8 @@ async fn insert(
                     url: webhook.url.clone(),
                     format: webhook.format,
                     signature_header: webhook.signature_header.clone(),
-                    secret: webhook.secret.clone(),
-                    previous_secret: webhook
-                        .previous_secret
-                        .clone()
-                        .filter(|p| p.valid_at(event.now_ms)),
+                    secret: secret.clone(),
+                    previous_secret: previous_secret.clone().filter(|p| p.valid_at(event.now_ms)),
                     event: record.clone(),
                 });
             }
@@ -361,6 +365,25 @@ async fn insert(
         leased,
         due_unclaimed,
     })
+}
+
+/// Whether `webhook`'s secrets open, so its deliveries may be handed off; each webhook's
+/// are opened once per batch, into `secrets`.
+fn opened_once(
+    keys: &SecretKeys,
+    webhook: &Subscriber,
+    secrets: &mut HashMap<i64, Option<OpenedSecrets>>,
+) -> bool {
+    secrets
+        .entry(webhook.key)
+        .or_insert_with(|| {
+            keys.open_for_handoff(
+                &webhook.id,
+                &webhook.secret,
+                webhook.previous_secret.as_ref(),
+            )
+        })
+        .is_some()
 }
 
 /// Inserts the events and their deliveries in one statement. Returns, per inserted event

@@ -29,7 +29,7 @@ pub(super) async fn rows(
     Ok(c.query(&statement, params).await?)
 }
 
-async fn row(
+pub(super) async fn row(
     c: &impl GenericClient,
     sql: &str,
     params: &Params<'_>,
@@ -38,7 +38,7 @@ async fn row(
     Ok(c.query_opt(&statement, params).await?)
 }
 
-async fn execute(
+pub(super) async fn execute(
     c: &impl GenericClient,
     sql: &str,
     params: &Params<'_>,
@@ -410,6 +410,7 @@ pub(super) struct Subscriber {
     pub(super) url: String,
     pub(super) format: hookd_core::envelope::EnvelopeFormat,
     pub(super) signature_header: String,
+    /// As stored (sealed or in clear): opened only for a hand-off.
     pub(super) secret: String,
     /// As stored: whether it is still valid is decided per event.
     pub(super) previous_secret: Option<PreviousSecret>,

@@ -9,7 +9,8 @@
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+
+use super::queries::{execute, row, rows};
 
 use crate::model::{
     DeliveryState, EventReplay, NewReplayJob, Page, PageRequest, ReplayBatch, ReplayFilter,
@@ -20,35 +21,6 @@ use crate::replay::{
     total_of, widen,
 };
 use crate::{StoreError, codec};
-
-type Params<'a> = [&'a (dyn ToSql + Sync)];
-
-async fn rows(
-    c: &impl GenericClient,
-    sql: &str,
-    params: &Params<'_>,
-) -> Result<Vec<Row>, StoreError> {
-    let statement = c.prepare_cached(sql).await?;
-    Ok(c.query(&statement, params).await?)
-}
-
-async fn row(
-    c: &impl GenericClient,
-    sql: &str,
-    params: &Params<'_>,
-) -> Result<Option<Row>, StoreError> {
-    let statement = c.prepare_cached(sql).await?;
-    Ok(c.query_opt(&statement, params).await?)
-}
-
-async fn execute(
-    c: &impl GenericClient,
-    sql: &str,
-    params: &Params<'_>,
-) -> Result<u64, StoreError> {
-    let statement = c.prepare_cached(sql).await?;
-    Ok(c.execute(&statement, params).await?)
-}
 
 /// A webhook as a replay needs it.
 struct Target {

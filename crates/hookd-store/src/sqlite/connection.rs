@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::due_index::DueIndex;
 use super::queries::{Handoff, SubscriberCache};
 use crate::StoreError;
+use crate::sealing::SecretKeys;
 
 /// Prepared statements kept per connection: more than the store has distinct queries,
 /// so none is parsed twice (rusqlite's default of 16 made the writer re-parse SQL).
@@ -32,7 +33,7 @@ const MAX_QUEUED: usize = 16 * 1024;
 pub(super) struct JobOutcome {
     ok: bool,
     wakes_dispatcher: bool,
-    answer: Box<dyn FnOnce(Option<String>) + Send>,
+    answer: Box<dyn FnOnce(Option<StoreError>) + Send>,
 }
 
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> JobOutcome + Send>;
@@ -86,12 +87,16 @@ impl Writer {
         due: Arc<Notify>,
         next_due: Arc<AtomicI64>,
         handoff: HandoffSlot,
+        keys: SecretKeys,
     ) -> Writer {
         let (jobs, rx) = mpsc::channel(MAX_QUEUED);
         // The thread ends when every sender is dropped.
         thread::Builder::new()
             .name("hookd-sqlite-writer".to_owned())
-            .spawn(move || run_writer(conn, rx, due_index, &due, &next_due, &handoff))
+            .spawn(move || {
+                let subscribers = SubscriberCache::new(keys);
+                run_writer(conn, rx, due_index, subscribers, &due, &next_due, &handoff);
+            })
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!("cannot start the SQLite writer thread: {e}"));
         Writer { jobs }
@@ -137,7 +142,7 @@ impl Writer {
                             }
                             Ok(value)
                         }
-                        Some(e) => Err(StoreError::Database(e)),
+                        Some(e) => Err(e),
                     });
                 }),
             },
@@ -175,11 +180,11 @@ fn run_writer(
     conn: Connection,
     mut rx: mpsc::Receiver<Queued>,
     mut due_index: DueIndex,
+    mut subscribers: SubscriberCache,
     due: &Notify,
     next_due: &AtomicI64,
     handoff_slot: &HandoffSlot,
 ) {
-    let mut subscribers = SubscriberCache::default();
     next_due.store(due_index.earliest().unwrap_or(i64::MAX), Ordering::Relaxed);
     // The connection starts with `synchronous = FULL` (see `open_writer`).
     let mut synced = true;
@@ -237,7 +242,8 @@ fn run_writer(
                 Err(e) => tracing::error!("cannot reload the due index: {e}"),
             }
             tracing::error!("commit failed: {e}");
-            e.to_string()
+            // A full disk or read-only file becomes a 503 the client retries.
+            StoreError::from(e)
         });
         let committed = commit_error.is_none();
         next_due.store(due_index.earliest().unwrap_or(i64::MAX), Ordering::Relaxed);
@@ -379,4 +385,73 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookd_testkit::resources::ImmutableFiles;
+
+    fn insert(n: i64) -> impl FnOnce(&mut Tx<'_>) -> Result<((), Wake), StoreError> {
+        move |tx| {
+            tx.conn
+                .execute("INSERT INTO scratch (n) VALUES (?1)", [n])?;
+            Ok(((), Wake::Nobody))
+        }
+    }
+
+    /// A commit the disk refuses (here: a database that became read-only under the
+    /// writer) is `StorageUnavailable`, a 503 for the client; the group is rolled back, and
+    /// once the disk takes writes again the writer's next group commits as usual.
+    #[tokio::test]
+    async fn a_refused_commit_is_storage_unavailable_and_the_writer_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hookd.db");
+        let conn = open_writer(&path).expect("open");
+        conn.execute_batch("CREATE TABLE scratch (n INTEGER NOT NULL)")
+            .expect("scratch table");
+        let due_index = DueIndex::load(&conn).expect("due index");
+        let writer = Writer::start(
+            conn,
+            due_index,
+            Arc::default(),
+            Arc::new(AtomicI64::new(i64::MAX)),
+            HandoffSlot::default(),
+            SecretKeys::none(),
+        );
+        writer
+            .write(Durability::Synced, insert(1))
+            .await
+            .expect("first write");
+        let wal = dir.path().join("hookd.db-wal");
+        let frozen = match ImmutableFiles::set(&[&path, &wal]) {
+            Ok(frozen) => frozen,
+            Err(reason) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipping: cannot make the database read-only here: {reason}");
+                return;
+            }
+            Err(reason) => panic!("cannot make the database read-only: {reason}"),
+        };
+        let refused = writer.write(Durability::Synced, insert(2)).await;
+        assert!(
+            matches!(refused, Err(StoreError::StorageUnavailable(_))),
+            "{refused:?}"
+        );
+        drop(frozen);
+        writer
+            .write(Durability::Synced, insert(3))
+            .await
+            .expect("a write once the disk takes writes again");
+        let rows = writer
+            .write(Durability::Relaxed, |tx| {
+                let mut select = tx.conn.prepare("SELECT n FROM scratch ORDER BY n")?;
+                let rows = select
+                    .query_map([], |row| row.get::<_, i64>(0))?
+                    .collect::<Result<Vec<i64>, _>>()?;
+                Ok((rows, Wake::Nobody))
+            })
+            .await
+            .expect("read back");
+        assert_eq!(rows, [1, 3]);
+    }
 }

@@ -10,6 +10,7 @@ mod due_index;
 mod health;
 mod queries;
 mod replay;
+mod sealing;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::model::{
     EventTypeRecord, FinishedAttempt, HealthPolicy, NewClient, NewEvent, NewEventType, NewWebhook,
     NextStep, Page, PageRequest, Published, SecretRotation, WebhookChanges, WebhookRecord,
 };
+use crate::sealing::SecretKeys;
 use crate::{Store, StoreError};
 use connection::{AfterCommit, Durability, HandoffSlot, ReadPool, Wake, Writer};
 use due_index::DueIndex;
@@ -42,6 +44,8 @@ pub struct SqliteStore {
     handoff: HandoffSlot,
     /// Notified when a replay job is stored.
     replays: Arc<Notify>,
+    /// What webhook secrets are sealed and opened with.
+    keys: SecretKeys,
     /// Held for the store's life when serving; dropping it releases the lock.
     _serve_lock: Option<File>,
 }
@@ -53,14 +57,32 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the database for short-lived use, such as a CLI command
-    /// next to a running server.
+    /// next to a running server. Webhook secrets are kept in clear; a database holding
+    /// encrypted ones is refused.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_inner(path, None, None)
+        SqliteStore::open_with_keys(path, SecretKeys::none())
+    }
+
+    /// [`SqliteStore::open`], with webhook secrets sealed and opened with `keys`. Every
+    /// stored secret is checked (a missing or wrong key fails here, with
+    /// [`StoreError::Sealing`]) and brought to the form `keys` asks for first.
+    pub fn open_with_keys(path: &Path, keys: SecretKeys) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_inner(path, None, None, keys)
     }
 
     /// Opens the database for `hookd serve`: takes the serve lock, so a second server on the
     /// same file is refused, and makes deliveries leased by a previous, killed run due now.
     pub fn open_for_serving(path: &Path, now_ms: i64) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_for_serving_with_keys(path, now_ms, SecretKeys::none())
+    }
+
+    /// [`SqliteStore::open_for_serving`], with webhook secrets sealed and opened with
+    /// `keys` (see [`SqliteStore::open_with_keys`]).
+    pub fn open_for_serving_with_keys(
+        path: &Path,
+        now_ms: i64,
+        keys: SecretKeys,
+    ) -> Result<SqliteStore, StoreError> {
         create_parent(path)?;
         let mut lock_name = path.as_os_str().to_owned();
         lock_name.push(".serve-lock");
@@ -75,7 +97,7 @@ impl SqliteStore {
                 lock_path.display()
             ))
         })?;
-        let store = SqliteStore::open_inner(path, Some(lock), Some(now_ms))?;
+        let store = SqliteStore::open_inner(path, Some(lock), Some(now_ms), keys)?;
         Ok(store)
     }
 
@@ -85,9 +107,12 @@ impl SqliteStore {
         path: &Path,
         serve_lock: Option<File>,
         release_leases_at: Option<i64>,
+        keys: SecretKeys,
     ) -> Result<SqliteStore, StoreError> {
         create_parent(path)?;
         let conn = connection::open_writer(path)?;
+        // Before anything else: with a missing or wrong key, nothing starts.
+        sealing::reseal_all(&conn, &keys)?;
         if let Some(now_ms) = release_leases_at {
             let released = queries::release_all_leases(&conn, now_ms)?;
             if released > 0 {
@@ -111,6 +136,7 @@ impl SqliteStore {
                 Arc::clone(&due),
                 Arc::clone(&next_due),
                 Arc::clone(&handoff),
+                keys.clone(),
             ),
             readers,
             due,
@@ -118,6 +144,7 @@ impl SqliteStore {
             next_due,
             handoff,
             replays: Arc::new(Notify::new()),
+            keys,
             _serve_lock: serve_lock,
         })
     }
@@ -152,13 +179,16 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_webhook(&self, webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
-        self.writer
+    async fn create_webhook(&self, mut webhook: NewWebhook) -> Result<WebhookRecord, StoreError> {
+        webhook.secret = self.keys.seal(&webhook.id, &webhook.secret)?;
+        let created = self
+            .writer
             .write(Durability::Synced, move |tx| {
                 tx.subscribers.clear();
                 Ok((queries::insert_webhook(tx.conn, &webhook)?, Wake::Nobody))
             })
-            .await
+            .await?;
+        Ok(self.keys.open_webhook(created)?)
     }
 
     async fn list_webhooks(
@@ -167,9 +197,16 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<WebhookRecord>, StoreError> {
         let id = client_id.to_owned();
-        self.readers
+        let mut listed = self
+            .readers
             .read(move |c| queries::list_webhooks(c, &id, &page))
-            .await
+            .await?;
+        listed.data = listed
+            .data
+            .into_iter()
+            .map(|w| self.keys.open_webhook(w))
+            .collect::<Result<_, _>>()?;
+        Ok(listed)
     }
 
     async fn get_webhook(
@@ -178,9 +215,11 @@ impl Store for SqliteStore {
         webhook_id: &str,
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
-        self.readers
+        let found = self
+            .readers
             .read(move |c| queries::get_webhook(c, &client, &id))
-            .await
+            .await?;
+        Ok(found.map(|w| self.keys.open_webhook(w)).transpose()?)
     }
 
     async fn update_webhook(
@@ -190,7 +229,8 @@ impl Store for SqliteStore {
         changes: WebhookChanges,
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
-        self.writer
+        let updated = self
+            .writer
             .write(Durability::Synced, move |tx| {
                 tx.subscribers.clear();
                 Ok((
@@ -198,17 +238,20 @@ impl Store for SqliteStore {
                     Wake::Nobody,
                 ))
             })
-            .await
+            .await?;
+        Ok(updated.map(|w| self.keys.open_webhook(w)).transpose()?)
     }
 
     async fn rotate_webhook_secret(
         &self,
         client_id: &str,
         webhook_id: &str,
-        rotation: SecretRotation,
+        mut rotation: SecretRotation,
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
-        self.writer
+        rotation.secret = self.keys.seal(webhook_id, &rotation.secret)?;
+        let rotated = self
+            .writer
             .write(Durability::Synced, move |tx| {
                 // Hand-offs read secrets from the cache.
                 tx.subscribers.clear();
@@ -217,7 +260,8 @@ impl Store for SqliteStore {
                     Wake::Nobody,
                 ))
             })
-            .await
+            .await?;
+        Ok(rotated.map(|w| self.keys.open_webhook(w)).transpose()?)
     }
 
     async fn delete_webhook(
@@ -344,14 +388,17 @@ impl Store for SqliteStore {
         claim: ClaimRequest,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let tokens = Arc::clone(&self.lease_tokens);
-        self.writer
+        let claimed = self
+            .writer
             .write(Durability::Relaxed, move |tx| {
                 let mut next = tokens.load(Ordering::Relaxed);
                 let claimed = queries::claim_due(tx.conn, tx.due, &claim, &mut next)?;
                 tokens.store(next, Ordering::Relaxed);
                 Ok((claimed, Wake::Nobody))
             })
-            .await
+            .await?;
+        // Opened here, not on the writer thread, which every write waits for.
+        Ok(self.keys.open_claimed(claimed))
     }
 
     async fn record_attempts(

@@ -2,8 +2,8 @@
 //! connection it runs on (the writer's transaction or a read connection).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::event_type::{EventFilter, any_matches};
@@ -18,6 +18,7 @@ use crate::model::{
     SecretRotation, WebhookChanges, WebhookRecord,
 };
 use crate::model::{DeliveryQuery, WebhookDelivery, WebhookHealth};
+use crate::sealing::{OpenedSecrets, SecretKeys};
 use crate::{StoreError, codec};
 
 pub(super) fn insert_client(conn: &Connection, c: &NewClient) -> Result<ClientRecord, StoreError> {
@@ -346,10 +347,12 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
 }
 
 /// Each client's enabled webhooks with their parsed filters and what sending needs, for
-/// fan-out, so publishing neither queries nor parses them per event. Writes that change
-/// webhooks clear it.
-#[derive(Default)]
-pub(super) struct SubscriberCache(HashMap<String, Subscribers>);
+/// fan-out, so publishing neither queries, parses nor decrypts them per event. Writes that
+/// change webhooks clear it.
+pub(super) struct SubscriberCache {
+    by_client: HashMap<String, Subscribers>,
+    keys: SecretKeys,
+}
 
 type Subscribers = Arc<[Subscriber]>;
 
@@ -361,22 +364,44 @@ pub(super) struct Subscriber {
     url: String,
     format: EnvelopeFormat,
     signature_header: String,
+    /// As stored (sealed or in clear).
     secret: String,
     /// As stored: whether it is still valid is decided per event.
     previous_secret: Option<PreviousSecret>,
+    /// Both secrets opened, at the first hand-off to this webhook; `None` if they do not
+    /// open (then its deliveries are not handed off).
+    opened: OnceLock<Option<OpenedSecrets>>,
+}
+
+impl Subscriber {
+    fn opened(&self, keys: &SecretKeys) -> Option<&OpenedSecrets> {
+        self.opened
+            .get_or_init(|| {
+                keys.open_for_handoff(&self.id, &self.secret, self.previous_secret.as_ref())
+            })
+            .as_ref()
+    }
 }
 
 impl SubscriberCache {
+    pub(super) fn new(keys: SecretKeys) -> SubscriberCache {
+        SubscriberCache {
+            by_client: HashMap::new(),
+            keys,
+        }
+    }
+
     pub(super) fn clear(&mut self) {
-        self.0.clear();
+        self.by_client.clear();
     }
 
     fn get(&mut self, conn: &Connection, client_id: &str) -> Result<Subscribers, StoreError> {
-        if let Some(found) = self.0.get(client_id) {
+        if let Some(found) = self.by_client.get(client_id) {
             return Ok(Arc::clone(found));
         }
         let loaded: Subscribers = load_subscribers(conn, client_id)?.into();
-        self.0.insert(client_id.to_owned(), Arc::clone(&loaded));
+        self.by_client
+            .insert(client_id.to_owned(), Arc::clone(&loaded));
         Ok(loaded)
     }
 }
@@ -416,6 +441,7 @@ fn load_subscribers(conn: &Connection, client_id: &str) -> Result<Vec<Subscriber
             signature_header,
             secret,
             previous_secret,
+            opened: OnceLock::new(),
         });
     }
     Ok(out)
@@ -477,6 +503,7 @@ pub(super) fn publish_events(
     events: &[NewEvent],
 ) -> Result<PublishOutcome, StoreError> {
     let subscribers = cache.get(conn, client_id)?;
+    let keys = &cache.keys;
     let mut out = PublishOutcome {
         published: Vec::with_capacity(events.len()),
         handed_off: Vec::new(),
@@ -515,10 +542,13 @@ pub(super) fn publish_events(
             deliveries += 1;
             // Hand over what is due now while the engine has room; the rest waits to be claimed.
             let permit = match handoff {
-                Some(h) if due_now => h.sender.clone().try_reserve_owned().ok().map(|p| (p, h)),
+                Some(h) if due_now => subscriber.opened(keys).and_then(|opened| {
+                    let permit = h.sender.clone().try_reserve_owned().ok()?;
+                    Some((permit, h, opened))
+                }),
                 _ => None,
             };
-            let Some((permit, h)) = permit else {
+            let Some((permit, h, (secret, previous_secret))) = permit else {
                 insert.execute(params![
                     event_key,
                     subscriber.key,
@@ -551,11 +581,8 @@ pub(super) fn publish_events(
                     url: subscriber.url.clone(),
                     format: subscriber.format,
                     signature_header: subscriber.signature_header.clone(),
-                    secret: subscriber.secret.clone(),
-                    previous_secret: subscriber
-                        .previous_secret
-                        .clone()
-                        .filter(|p| p.valid_at(event.now_ms)),
+                    secret: secret.clone(),
+                    previous_secret: previous_secret.clone().filter(|p| p.valid_at(event.now_ms)),
                     event: record.clone(),
                 },
             ));

@@ -25,6 +25,7 @@ mod leases;
 mod replay;
 mod retention;
 mod rotation;
+mod sealing;
 mod tenancy;
 mod test_events;
 
@@ -34,13 +35,14 @@ use std::sync::Arc;
 
 use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::json::{CanonicalJson, JsonLimits};
-use hookd_store::Store;
 use hookd_store::model::{
     ClaimRequest, ClaimedDelivery, DeliveryState, FinishedAttempt, HealthPolicy, NewClient,
     NewEvent, NewWebhook, NextStep, Published, WebhookRecord,
 };
 use hookd_store::postgres::PostgresStore;
+use hookd_store::sealing::SecretKeys;
 use hookd_store::sqlite::SqliteStore;
+use hookd_store::{Store, StoreError};
 use hookd_testkit::Backend;
 use hookd_testkit::postgres::TestSchema;
 use tempfile::TempDir;
@@ -65,6 +67,8 @@ struct TestStore {
     /// Before `database`, so the store is closed before its database goes.
     store: Arc<dyn Store>,
     database: Database,
+    /// What the store seals webhook secrets with.
+    keys: SecretKeys,
 }
 
 enum Database {
@@ -73,18 +77,25 @@ enum Database {
 }
 
 impl Database {
-    async fn open(&self) -> Arc<dyn Store> {
-        match self {
-            Database::Sqlite { path, .. } => Arc::new(open(path)),
-            Database::Postgres(schema) => {
-                Arc::new(PostgresStore::connect(schema.url()).await.unwrap())
+    async fn open(&self, keys: &SecretKeys) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Database::Sqlite { path, .. } => {
+                Arc::new(SqliteStore::open_with_keys(path, keys.clone())?)
             }
-        }
+            Database::Postgres(schema) => {
+                Arc::new(PostgresStore::connect_with_keys(schema.url(), keys.clone()).await?)
+            }
+        })
     }
 }
 
 impl TestStore {
     async fn new(backend: Backend) -> TestStore {
+        TestStore::with_keys(backend, SecretKeys::none()).await
+    }
+
+    /// A store on a fresh database that seals webhook secrets with `keys`.
+    async fn with_keys(backend: Backend, keys: SecretKeys) -> TestStore {
         let database = match backend {
             Backend::Sqlite => {
                 let (dir, path) = db_path();
@@ -93,20 +104,50 @@ impl TestStore {
             Backend::Postgres => Database::Postgres(TestSchema::create().await),
         };
         TestStore {
-            store: database.open().await,
+            store: database.open(&keys).await.unwrap(),
             database,
+            keys,
         }
     }
 
     /// Closes the store, then opens the same database again, as a restarted process would
     /// (panics if the store is still shared, since then it would not be closed).
     async fn reopen(self) -> TestStore {
-        let TestStore { store, database } = self;
+        let keys = self.keys.clone();
+        match self.reopen_with(keys).await {
+            Ok(reopened) => reopened,
+            Err((e, _)) => panic!("reopening failed: {e}"),
+        }
+    }
+
+    /// [`TestStore::reopen`] with other keys.
+    async fn reopen_with(self, keys: SecretKeys) -> Result<TestStore, (StoreError, Database)> {
+        TestStore::open_on(self.close(), keys).await
+    }
+
+    /// Closes the store and hands back its database.
+    fn close(self) -> Database {
+        let TestStore {
+            store, database, ..
+        } = self;
         assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
         drop(store);
-        TestStore {
-            store: database.open().await,
-            database,
+        database
+    }
+
+    /// Opens a store on `database`; the database comes back with the error if the store
+    /// refuses to open.
+    async fn open_on(
+        database: Database,
+        keys: SecretKeys,
+    ) -> Result<TestStore, (StoreError, Database)> {
+        match database.open(&keys).await {
+            Ok(store) => Ok(TestStore {
+                store,
+                database,
+                keys,
+            }),
+            Err(e) => Err((e, database)),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use hookd_testkit::PATIENCE;
@@ -15,7 +16,7 @@ use crate::{start, start_with};
 backend_tests!(
     metrics_count_events_attempts_and_latency,
     metrics_show_the_queue_while_receivers_are_down,
-    json_logs_at_debug_level_reveal_no_secret,
+    json_logs_of_a_full_run_at_debug_level_reveal_no_secret,
 );
 
 /// `GET /metrics` without credentials: 200 and the text.
@@ -165,32 +166,66 @@ async fn metrics_show_the_queue_while_receivers_are_down(backend: Backend) {
     );
 }
 
-async fn json_logs_at_debug_level_reveal_no_secret(backend: Backend) {
+/// A full run at debug level, with secrets sealed at rest: a webhook created, events
+/// published and delivered (one attempt failing first), a secret rotation, a replay, a
+/// request with a wrong client secret. None of the secrets appears in the logs: not the
+/// client secret (nor the Basic auth headers that carry it), not the webhook's secrets old
+/// or new, not the encryption key.
+async fn json_logs_of_a_full_run_at_debug_level_reveal_no_secret(backend: Backend) {
+    let encryption_key = crate::secrets::new_key();
     let hookd = start_with(ServeOptions {
         backend,
         log_filter: Some("debug".to_owned()),
         capture_stderr: true,
         extra_args: vec!["--log-format".into(), "json".into()],
+        env: vec![("HOOKD_ENCRYPTION_KEY".to_owned(), encryption_key.clone())],
         ..ServeOptions::default()
     })
     .await;
-    let receiver = Receiver::ok().await;
+    let receiver = Receiver::start(|n| Reply::Status(if n == 0 { 500 } else { 200 })).await;
     let webhook = hookd
         .create_webhook(json!({"url": receiver.url("/hook"), "events": ["payment.completed"]}))
         .await;
-    let secret = webhook["secret"].as_str().unwrap().to_owned();
-    let id = hookd
+    let webhook_id = webhook["id"].as_str().unwrap().to_owned();
+    let first_secret = webhook["secret"].as_str().unwrap().to_owned();
+    let first = hookd
         .publish("payment.completed", json!({"amount": 1}))
         .await;
-    receiver.wait_for(1, PATIENCE).await;
+    receiver.wait_for(2, PATIENCE).await;
     hookd
-        .wait_for_event(&id, |e| delivery_status(e) == "succeeded")
+        .wait_for_event(&first, |e| delivery_status(e) == "succeeded")
         .await;
-    // The engine logs each finished attempt at debug level: wait for that line.
+
+    let (status, rotated) = hookd
+        .post(
+            &format!("/v2/webhooks/{webhook_id}/rotate-secret"),
+            &json!({"grace_seconds": 60}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let second_secret = rotated["secret"].as_str().unwrap().to_owned();
+    hookd
+        .publish("payment.completed", json!({"amount": 2}))
+        .await;
+    let (status, replayed) = hookd
+        .post(&format!("/v2/events/{first}/replay"), &json!({}))
+        .await;
+    assert_eq!(status, 202, "{replayed}");
+    receiver.wait_for(4, PATIENCE).await;
+    let wrong = hookd_testkit::server::Credentials {
+        client_id: hookd.credentials.client_id.clone(),
+        client_secret: format!("{}x", hookd.credentials.client_secret),
+    };
+    let (status, _) = hookd
+        .request_as(Some(&wrong), reqwest::Method::GET, "/v2/webhooks", None)
+        .await;
+    assert_eq!(status, 401);
+
+    // The engine logs each finished attempt at debug level: wait for all four lines.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let logs = loop {
         let logs = hookd.stderr_text();
-        if logs.contains("attempt finished") || tokio::time::Instant::now() > deadline {
+        if logs.matches("attempt finished").count() >= 4 || tokio::time::Instant::now() > deadline {
             break logs;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -205,18 +240,35 @@ async fn json_logs_at_debug_level_reveal_no_secret(backend: Backend) {
         messages.push(parsed["message"].as_str().unwrap_or_default().to_owned());
     }
     assert!(messages.iter().any(|m| m == "hookd started"), "{logs}");
-    assert!(messages.iter().any(|m| m == "attempt finished"), "{logs}");
+    assert_eq!(
+        messages.iter().filter(|m| *m == "attempt finished").count(),
+        4,
+        "{logs}"
+    );
 
-    let secret_bits = secret.trim_start_matches("whsec_");
-    for (what, needle) in [
-        ("the webhook secret", secret.as_str()),
-        ("the webhook secret's key", secret_bits),
+    let basic = |c: &hookd_testkit::server::Credentials| {
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.client_id, c.client_secret))
+    };
+    let needles = [
+        ("the first webhook secret", first_secret.clone()),
         (
-            "the client secret",
-            hookd.credentials.client_secret.as_str(),
+            "the first webhook secret's key",
+            first_secret.trim_start_matches("whsec_").to_owned(),
         ),
-    ] {
+        ("the rotated webhook secret", second_secret.clone()),
+        (
+            "the rotated webhook secret's key",
+            second_secret.trim_start_matches("whsec_").to_owned(),
+        ),
+        ("any webhook secret", "whsec_".to_owned()),
+        ("the client secret", hookd.credentials.client_secret.clone()),
+        ("the client's Basic auth header", basic(&hookd.credentials)),
+        ("the wrong Basic auth header", basic(&wrong)),
+        ("the encryption key", encryption_key),
+    ];
+    for (what, needle) in needles {
         assert!(!needle.is_empty());
-        assert!(!logs.contains(needle), "{what} is in the logs:\n{logs}");
+        assert!(!logs.contains(&needle), "{what} is in the logs:\n{logs}");
     }
 }
