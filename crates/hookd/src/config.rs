@@ -232,6 +232,12 @@ fn parse_dns_server(text: &str) -> anyhow::Result<SocketAddr> {
 /// when the limit is `off`). Off by default: the API's clients are the operator's own
 /// systems, and a limit nobody chose would turn a burst of real events into 429s.
 fn rate_limit(text: Option<String>, burst: Option<u32>) -> anyhow::Result<Option<RateLimit>> {
+    // A burst of 0 is a bad setting even while the limit is off.
+    let burst = burst
+        .map(|b| {
+            NonZeroU32::new(b).ok_or_else(|| anyhow::anyhow!("rate-limit-burst must be at least 1"))
+        })
+        .transpose()?;
     let limit = match text.as_deref().map(str::trim) {
         Some("off") | None => return Ok(None),
         Some(text) => text
@@ -240,10 +246,7 @@ fn rate_limit(text: Option<String>, burst: Option<u32>) -> anyhow::Result<Option
     };
     Ok(Some(match burst {
         None => limit,
-        Some(burst) => limit.with_burst(
-            NonZeroU32::new(burst)
-                .ok_or_else(|| anyhow::anyhow!("rate-limit-burst must be at least 1"))?,
-        ),
+        Some(burst) => limit.with_burst(burst),
     }))
 }
 
