@@ -33,6 +33,7 @@ pub(crate) const BASIC_AUTH: &str = "basic";
         (name = "webhooks", description = "Endpoint registrations"),
         (name = "events", description = "Publishing events; their deliveries and attempts"),
         (name = "event-types", description = "The catalogue of event types"),
+        (name = "listen", description = "`hookd listen`: deliveries streamed to a developer's machine"),
         (name = "operations", description = "Health, readiness and metrics (no authentication)"),
         (name = "reference", description = "This document and its page (no authentication)"),
     )

@@ -4,7 +4,9 @@
 //! Every failure a client can cause is a 4xx with `{"error":{"code","message"}}`
 //! ([`error::ApiError`]); nothing here panics on input. The API never talks to the
 //! delivery engine: a published event reaches it through the store, which signals due work
-//! after the commit.
+//! after the commit. The one thing they share in memory is `hookd listen`'s sessions
+//! (`hookd_store::listen::ListenSessions`): the engine hands their attempts to the streams
+//! this API serves.
 
 pub mod error;
 
@@ -15,6 +17,7 @@ mod docs;
 mod event_types;
 mod events;
 mod health;
+mod listen;
 mod observability;
 mod pagination;
 mod random;
@@ -33,6 +36,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use hookd_core::target::{ResolveHost, TargetPolicy};
 use hookd_store::Store;
+use hookd_store::listen::ListenSessions;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -52,6 +56,9 @@ pub struct ApiConfig {
     /// What `GET /metrics` shows before the queue gauges: the text of the metrics recorder
     /// the binary installed. Without one, `/metrics` shows only the queue gauges.
     pub metrics: Option<MetricsRenderer>,
+    /// The `hookd listen` sessions whose streams this API serves; the engine of the same
+    /// process must get the same, since it hands their attempts over through it.
+    pub listen: Arc<ListenSessions>,
 }
 
 /// Renders the process's recorded metrics in Prometheus text format (for example
@@ -90,6 +97,7 @@ impl Default for ApiConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             rate_limit: None,
             metrics: None,
+            listen: ListenSessions::new(),
         }
     }
 }
@@ -103,6 +111,7 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) clients: Arc<auth::ClientCache>,
     pub(crate) rate_limiter: Option<Arc<rate_limit::ClientRateLimiter>>,
+    pub(crate) listen: Arc<ListenSessions>,
 }
 
 /// The whole API. Bodies are read by our own extractor, which enforces the size limits
@@ -115,6 +124,7 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         rate_limiter: config
             .rate_limit
             .map(|limit| Arc::new(rate_limit::ClientRateLimiter::new(limit))),
+        listen: Arc::clone(&config.listen),
         config: Arc::new(config),
         clients: Arc::new(auth::ClientCache::default()),
     };
@@ -142,6 +152,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(events::routes())
         .merge(replay::routes())
         .merge(event_types::routes())
+        .merge(listen::routes())
         .merge(docs::routes())
 }
 

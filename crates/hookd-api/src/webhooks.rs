@@ -10,6 +10,7 @@ use hookd_core::envelope::EnvelopeFormat;
 use hookd_core::ids::{IdKind, new_id};
 use hookd_core::signing::{SECRET_RANDOM_BYTES, new_webhook_secret};
 use hookd_core::target::ResolveError;
+use hookd_store::listen::{LISTEN_SCHEME, listen_session};
 use hookd_store::model::{
     NewWebhook, SecretRotation, WebhookChanges, WebhookHealth, WebhookRecord,
 };
@@ -87,6 +88,9 @@ struct WebhookView {
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
     health: HealthView,
+    /// A `hookd listen` session's webhook (URL `hookd-listen://…`): not listed, not
+    /// changeable, deleted when the session ends.
+    temporary: bool,
 }
 
 /// How the webhook's endpoint has been answering: counts of every attempt made to it.
@@ -125,6 +129,7 @@ impl HealthView {
 impl WebhookView {
     fn from_record(w: WebhookRecord, with_secret: bool) -> WebhookView {
         WebhookView {
+            temporary: listen_session(&w.url).is_some(),
             secret: with_secret.then_some(w.secret),
             id: w.id,
             url: w.url,
@@ -253,7 +258,7 @@ async fn create(
     ))
 }
 
-/// Lists the client's webhooks (without secrets).
+/// Lists the client's webhooks (without secrets; `hookd listen` sessions are not listed).
 #[utoipa::path(
     get,
     path = "/v2/webhooks",
@@ -325,6 +330,7 @@ async fn show(
         (status = 400, description = "Not JSON, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
+        (status = 409, description = "A `hookd listen` session's webhook, which cannot be changed", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     ),
@@ -339,9 +345,7 @@ async fn update(
     check_id(&id, "webhook")?;
     let input: UpdateWebhook = read_json(body, state.config.max_event_bytes).await?;
     // An unknown id is a 404 before any validation message about the body.
-    if state.store.get_webhook(&client.id, &id).await?.is_none() {
-        return Err(ApiError::not_found("webhook"));
-    }
+    changeable(state.store.get_webhook(&client.id, &id).await?)?;
     if let Some(url) = &input.url {
         check_url(&state.config, url).await?;
     }
@@ -383,6 +387,7 @@ async fn update(
         (status = 400, description = "Not JSON, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such webhook of this client", body = ErrorBody),
+        (status = 409, description = "A `hookd listen` session's webhook, whose secret cannot change", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Bad `grace_seconds`", body = ErrorBody),
     ),
@@ -399,9 +404,7 @@ async fn rotate_secret(
     check_id(&id, "webhook")?;
     let input: RotateSecret = read_optional_json(body, state.config.max_event_bytes).await?;
     // An unknown id is a 404 before any validation message about the body.
-    if state.store.get_webhook(&client.id, &id).await?.is_none() {
-        return Err(ApiError::not_found("webhook"));
-    }
+    changeable(state.store.get_webhook(&client.id, &id).await?)?;
     let grace_seconds = parse_grace_seconds(input.grace_seconds.as_ref())?;
     let mut random = [0u8; SECRET_RANDOM_BYTES];
     fill_random(&mut random)?;
@@ -437,7 +440,23 @@ fn parse_grace_seconds(value: Option<&Value>) -> Result<u64, ApiError> {
     }
 }
 
-/// Deletes a webhook; its pending deliveries are cancelled.
+/// A webhook that exists and may be changed: a 404 if it does not exist, a 409 for a
+/// `hookd listen` session's, whose URL, filters and secret the session fixed.
+fn changeable(webhook: Option<WebhookRecord>) -> Result<WebhookRecord, ApiError> {
+    let webhook = webhook.ok_or_else(|| ApiError::not_found("webhook"))?;
+    if listen_session(&webhook.url).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this is a `hookd listen` session's temporary webhook: it cannot be changed; \
+             delete it to end the session",
+        ));
+    }
+    Ok(webhook)
+}
+
+/// Deletes a webhook; its pending deliveries are cancelled. Deleting a `hookd listen`
+/// session's webhook ends the session.
 #[utoipa::path(
     delete,
     path = "/v2/webhooks/{id}",
@@ -462,6 +481,8 @@ async fn remove(
         .delete_webhook(&client.id, &id, now_ms())
         .await?
     {
+        // A listening session's stream, if connected here, ends with its webhook.
+        state.listen.close(&id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("webhook"))
@@ -478,6 +499,14 @@ async fn check_url(config: &ApiConfig, url: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             "`url` may not contain control characters",
         ));
+    }
+    if url
+        .get(..LISTEN_SCHEME.len() + 1)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(&format!("{LISTEN_SCHEME}:")))
+    {
+        return Err(ApiError::invalid(format!(
+            "`url`: the `{LISTEN_SCHEME}` scheme is reserved for `hookd listen` sessions"
+        )));
     }
     let policy = &config.target_policy;
     let parsed = policy

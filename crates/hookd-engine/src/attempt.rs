@@ -11,6 +11,7 @@ use hookd_core::sample::TEST_EVENT_HEADER;
 use hookd_core::schedule::RetrySchedule;
 use hookd_core::signing::signature_headers;
 use hookd_core::target::TargetPolicy;
+use hookd_store::listen::{ListenSessions, listen_session};
 use hookd_store::model::{ClaimedDelivery, FinishedAttempt, NextStep};
 
 /// Response bodies are logged up to this many bytes.
@@ -21,21 +22,30 @@ pub(crate) struct AttemptContext {
     pub(crate) schedule: RetrySchedule,
     pub(crate) policy: TargetPolicy,
     pub(crate) user_agent: String,
+    /// Where attempts to `hookd listen` sessions go, and how long their reports may take.
+    pub(crate) listen: std::sync::Arc<ListenSessions>,
+    pub(crate) attempt_timeout: Duration,
 }
 
 /// What the wire gave back, before it is judged.
-struct Exchange {
-    result: AttemptResult,
-    response_headers: Vec<(String, String)>,
-    response_body: Option<String>,
-    error: Option<String>,
+pub(crate) struct Exchange {
+    pub(crate) result: AttemptResult,
+    pub(crate) response_headers: Vec<(String, String)>,
+    pub(crate) response_body: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) -> FinishedAttempt {
     let started_at_ms = now_ms();
     let clock = Instant::now();
     let timestamp = started_at_ms.div_euclid(1000);
+    let attempt_id = new_id(
+        IdKind::Attempt,
+        u64::try_from(started_at_ms).unwrap_or(0),
+        random_u128(),
+    );
     let event = &delivery.event;
+    let listening = listen_session(&delivery.url);
     let body = Envelope {
         event_id: &event.id,
         created: event.created,
@@ -59,7 +69,21 @@ pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) ->
     ) {
         Ok(signatures) => {
             request_headers.extend(signatures);
-            send(ctx, &delivery.url, &request_headers, body).await
+            match listening {
+                Some(session) => {
+                    crate::listen::hand_over(
+                        &ctx.listen,
+                        session,
+                        &attempt_id,
+                        delivery,
+                        &request_headers,
+                        body,
+                        ctx.attempt_timeout,
+                    )
+                    .await
+                }
+                None => send(ctx, &delivery.url, &request_headers, body).await,
+            }
         }
         Err(e) => Exchange {
             result: AttemptResult::Error,
@@ -72,8 +96,10 @@ pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) ->
     let finished_ms = started_at_ms.saturating_add(duration_ms);
     let next = match judge_attempt(exchange.result, delivery.attempt_number, &ctx.schedule) {
         AttemptVerdict::Succeeded => NextStep::Succeeded,
+        // A `410` from the endpoint behind `hookd listen` ends that delivery but not the
+        // session: the developer is at work on that endpoint.
         AttemptVerdict::Failed { disable_webhook } => NextStep::Failed {
-            disable_webhook_reason: disable_webhook
+            disable_webhook_reason: (disable_webhook && listening.is_none())
                 .then(|| "the endpoint answered 410 Gone".to_owned()),
         },
         AttemptVerdict::Retry { delay } => NextStep::RetryAt {
@@ -81,11 +107,7 @@ pub(crate) async fn perform(ctx: &AttemptContext, delivery: &ClaimedDelivery) ->
         },
     };
     FinishedAttempt {
-        id: new_id(
-            IdKind::Attempt,
-            u64::try_from(started_at_ms).unwrap_or(0),
-            random_u128(),
-        ),
+        id: attempt_id,
         delivery_key: delivery.delivery_key,
         lease_token: delivery.lease_token,
         webhook_key: delivery.webhook_key,

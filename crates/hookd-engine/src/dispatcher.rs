@@ -84,6 +84,8 @@ pub(crate) async fn run(
         schedule: config.schedule.clone(),
         policy: config.target_policy,
         user_agent: config.user_agent.clone(),
+        listen: Arc::clone(&config.listen),
+        attempt_timeout: config.attempt_timeout,
     });
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     let in_flight = Arc::new(InFlight::default());

@@ -12,11 +12,13 @@
 mod attempt;
 mod client;
 mod dispatcher;
+mod listen;
 mod observe;
 mod replay;
 mod retention;
 
 pub use client::TargetResolver;
+pub use listen::LISTEN_SESSION_GRACE;
 pub use observe::{
     ATTEMPT_DURATION, ATTEMPT_DURATION_BUCKETS, ATTEMPTS, DELIVERY_LATENCY,
     DELIVERY_LATENCY_BUCKETS, describe_metrics,
@@ -28,6 +30,7 @@ use std::time::Duration;
 use hookd_core::schedule::RetrySchedule;
 use hookd_core::target::{ResolveHost, TargetPolicy};
 use hookd_store::Store;
+use hookd_store::listen::ListenSessions;
 
 /// How the engine behaves; every field has a production default.
 #[derive(Clone, Debug)]
@@ -54,6 +57,8 @@ pub struct EngineConfig {
     /// A webhook whose attempts have all failed for this long is disabled, and its client
     /// told with a `webhook.disabled` event; `None` never disables for that.
     pub disable_after: Option<Duration>,
+    /// The `hookd listen` sessions connected to this process's API: give both the same.
+    pub listen: Arc<ListenSessions>,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +75,7 @@ impl Default for EngineConfig {
             user_agent: "hookd".to_owned(),
             retention: Some(Duration::from_secs(30 * 24 * 60 * 60)),
             disable_after: Some(hookd_core::health::DEFAULT_DISABLE_AFTER),
+            listen: ListenSessions::new(),
         }
     }
 }
@@ -108,6 +114,12 @@ impl Engine {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         // Bulk replay jobs, in batches beside delivery; stops with it.
         let replayer = tokio::spawn(replay::run(Arc::clone(&self.store), stop_rx.clone()));
+        // `hookd listen` sessions: seen while connected, deleted once stale.
+        let listen_upkeep = tokio::spawn(listen::keep(
+            Arc::clone(&self.store),
+            Arc::clone(&self.config.listen),
+            stop_rx.clone(),
+        ));
         let purger = self
             .config
             .retention
@@ -122,5 +134,6 @@ impl Engine {
             let _ = purger.await;
         }
         let _ = replayer.await;
+        let _ = listen_upkeep.await;
     }
 }

@@ -12,6 +12,7 @@
 //! Main types: [`Store`], the records in [`model`], [`sealing::SecretKeys`], and
 //! [`StoreError`].
 
+pub mod listen;
 pub mod model;
 pub mod postgres;
 pub mod sealing;
@@ -221,4 +222,32 @@ pub trait Store: Send + Sync + 'static {
     /// Notified when this process stores a replay job, so the replay worker need not poll
     /// for it.
     fn replay_signal(&self) -> Arc<Notify>;
+
+    // `hookd listen`: a listening session is a temporary webhook whose URL is in the
+    // reserved scheme (see [`listen`]), hidden from `list_webhooks`, owned by the process
+    // its stream is connected to, and deleted once nobody has kept it for a while.
+
+    /// Stores the temporary webhook of a new listening session (`webhook.url` is its
+    /// `hookd-listen://` URL), seen now and owned by this process: on PostgreSQL, only this
+    /// node claims its deliveries.
+    async fn create_listen_webhook(&self, webhook: NewWebhook)
+    -> Result<WebhookRecord, StoreError>;
+    /// A reconnecting `hookd listen` takes its session over: the temporary webhook is
+    /// owned by this process from now on and seen at `now_ms`. `None` if the client has no
+    /// such temporary webhook (any more).
+    async fn resume_listen_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<WebhookRecord>, StoreError>;
+    /// Upkeep of listening sessions, in one short write: the temporary webhooks of
+    /// `upkeep.connected` (streams open in this process) are seen now, and every temporary
+    /// webhook not seen since `upkeep.stale_before_ms` (its `hookd listen` or its server gone
+    /// without closing it) is deleted, its pending deliveries cancelled. Returns those of
+    /// `connected` that no longer exist (deleted meanwhile).
+    async fn keep_listen_webhooks(
+        &self,
+        upkeep: model::ListenUpkeep,
+    ) -> Result<Vec<String>, StoreError>;
 }

@@ -634,6 +634,16 @@ pub enum ReplayStep {
     Cancelled,
 }
 
+/// `Store::keep_listen_webhooks`: what this process keeps of the listening sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListenUpkeep {
+    /// Webhook ids of the sessions whose streams are connected to this process.
+    pub connected: Vec<String>,
+    pub now_ms: i64,
+    /// Temporary webhooks last seen before this are deleted.
+    pub stale_before_ms: i64,
+}
+
 /// Stands for a secret in `Debug` output.
 const HIDDEN: &str = "…";
 

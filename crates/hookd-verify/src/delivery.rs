@@ -31,6 +31,36 @@ impl<'a> Delivery<'a> {
         }
     }
 
+    /// A delivery from any borrowed header collection whose names are text and whose
+    /// values are bytes: `&http::HeaderMap` (axum, hyper, reqwest), a
+    /// `&HashMap<String, String>`, … Values that are not UTF-8 are skipped (no signature
+    /// header of any scheme can be one).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use hookd_verify::Delivery;
+    ///
+    /// let headers = HashMap::from([("Webhook-Id".to_owned(), "evt_1".to_owned())]);
+    /// let delivery = Delivery::from_headers(&headers, b"{}");
+    /// assert_eq!(delivery.header("webhook-id"), Some("evt_1"));
+    /// ```
+    pub fn from_headers<I, K, V>(headers: I, body: &'a [u8]) -> Delivery<'a>
+    where
+        I: IntoIterator<Item = (&'a K, &'a V)>,
+        K: AsRef<str> + ?Sized + 'a,
+        V: AsRef<[u8]> + ?Sized + 'a,
+    {
+        Delivery {
+            headers: headers
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    Some((name.as_ref(), std::str::from_utf8(value.as_ref()).ok()?))
+                })
+                .collect(),
+            body,
+        }
+    }
+
     /// Adds a header (builder style).
     #[must_use]
     pub fn with_header(mut self, name: &'a str, value: &'a str) -> Delivery<'a> {
@@ -70,5 +100,17 @@ mod tests {
         assert_eq!(delivery.header("WEBHOOK-ID"), Some("first"));
         assert_eq!(delivery.header("webhook-timestamp"), None);
         assert_eq!(delivery.body(), b"x");
+    }
+
+    #[test]
+    fn from_headers_skips_values_that_are_not_utf8() {
+        let headers: Vec<(String, Vec<u8>)> = vec![
+            ("webhook-id".to_owned(), b"evt_1".to_vec()),
+            ("x-binary".to_owned(), vec![0xff, 0xfe]),
+        ];
+        let pairs = headers.iter().map(|(n, v)| (n, v));
+        let delivery = Delivery::from_headers(pairs, b"{}");
+        assert_eq!(delivery.header("webhook-id"), Some("evt_1"));
+        assert_eq!(delivery.header("x-binary"), None);
     }
 }

@@ -33,6 +33,12 @@ enum Command {
     /// event of a time window that went to a webhook (`--webhook --since`), by default
     /// those whose delivery failed, with a progress bar.
     Replay(ReplayArgs),
+    /// Publish one event through a running server, for quick manual tests of receivers
+    /// (sample data for the type unless `--data` or `--data-file` is given).
+    Send(SendArgs),
+    /// Local development without a tunnel: stream the client's events from a running
+    /// server and forward each one, signed, to a local URL, one line per delivery.
+    Listen(ListenArgs),
 }
 
 #[derive(Subcommand)]
@@ -132,14 +138,20 @@ struct CreateClientArgs {
 #[derive(Args)]
 pub(crate) struct VerifyArgs {
     /// The webhook's signing secret (`whsec_…`).
-    #[arg(long, env = "HOOKD_WEBHOOK_SECRET")]
+    #[arg(long, env = "HOOKD_WEBHOOK_SECRET", hide_env_values = true)]
     pub(crate) secret: String,
-    /// A received header, as `name: value`; repeat for each.
-    #[arg(long = "header", short = 'H')]
-    pub(crate) headers: Vec<String>,
-    /// How old `webhook-timestamp` may be, or `none` (default 5m).
-    #[arg(long, default_value = "5m")]
-    pub(crate) tolerance: String,
+    /// A received header, as `name: value`; repeat for each. The body is read from
+    /// standard input, byte for byte.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = crate::verify::parse_header)]
+    pub(crate) headers: Vec<(String, String)>,
+    /// How far `webhook-timestamp` may be from now, either way (e.g. `5m`, `30s`); `none`
+    /// skips the check (e.g. for published test vectors).
+    #[arg(long, default_value = "5m", value_parser = crate::verify::parse_tolerance)]
+    pub(crate) tolerance: crate::verify::Tolerance,
+    /// The hex signature's header, for a webhook with its own `signature_header`
+    /// (repeatable; default: x-nextpay-signature, then x-webhook-signature).
+    #[arg(long = "signature-header", value_name = "NAME")]
+    pub(crate) signature_headers: Vec<String>,
 }
 
 #[derive(Args)]
@@ -213,6 +225,48 @@ pub(crate) struct ReplayArgs {
     pub(crate) json: bool,
 }
 
+#[derive(Args)]
+pub(crate) struct ListenArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Where to POST each delivery, e.g. `http://localhost:3000/webhooks` (any http(s)
+    /// URL: the endpoint is yours, so the server's address rules do not apply).
+    #[arg(long, value_name = "URL")]
+    pub(crate) forward_to: String,
+    /// Event types to listen to, comma-separated; `*` and prefix wildcards such as
+    /// `payout_request.*` (default `*`).
+    #[arg(long, value_name = "LIST")]
+    pub(crate) events: Option<String>,
+    /// Envelope format: `typed` (default) or `event`.
+    #[arg(long)]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// The event type, e.g. `payment_intent.paid`.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) event_type: String,
+    /// The event's `data`, as JSON (default: the type's sample data).
+    #[arg(long, value_name = "JSON", conflicts_with = "data_file")]
+    pub(crate) data: Option<String>,
+    /// A file holding the event's `data` as JSON (`-` for standard input).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) data_file: Option<PathBuf>,
+    /// The event's id, instead of a new `evt_…` (publishing the same id again returns
+    /// the original event).
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// Sent as `Idempotency-Key`: the same key again returns the original event.
+    #[arg(long)]
+    pub(crate) idempotency_key: Option<String>,
+    /// Print the server's JSON answer (`{"id","created","type"}`) instead of a line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
@@ -222,5 +276,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => crate::verify::run(&args),
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Replay(args) => crate::replay::run(args).await,
+        Command::Send(args) => crate::send::run(args).await,
+        Command::Listen(args) => crate::listen::run(args).await,
     }
 }

@@ -6,7 +6,9 @@ mod bench;
 mod cli;
 mod clients;
 mod config;
+mod listen;
 mod replay;
+mod send;
 mod serve;
 mod verify;
 

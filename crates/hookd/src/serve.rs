@@ -8,6 +8,7 @@ use anyhow::Context;
 use hookd_api::ApiConfig;
 use hookd_core::target::ResolveHost;
 use hookd_engine::{Engine, EngineConfig, TargetResolver};
+use hookd_store::listen::ListenSessions;
 use tokio::sync::watch;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -29,6 +30,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let resolver = || -> anyhow::Result<Arc<dyn ResolveHost>> {
         Ok(Arc::new(TargetResolver::new(config.dns_server)?))
     };
+    // `hookd listen` streams: the API serves them, the engine hands attempts to them.
+    let listen = ListenSessions::new();
     let engine = Engine::new(
         Arc::clone(&store),
         EngineConfig {
@@ -42,6 +45,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             retention: config.retention,
             disable_after: config.disable_after,
             user_agent: format!("hookd/{}", env!("CARGO_PKG_VERSION")),
+            listen: Arc::clone(&listen),
             ..EngineConfig::default()
         },
     )?;
@@ -54,6 +58,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_event_bytes: config.max_event_bytes,
             rate_limit: config.rate_limit,
             metrics: Some(metrics),
+            listen: Arc::clone(&listen),
         },
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -75,6 +80,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
+        // Streams never finish by themselves, and the server waits for responses under
+        // way: end them (the sessions stay for their CLIs to resume elsewhere or later).
+        listen.close_all();
     });
     let served = server.await.context("serving the API");
     let _ = engine_stop_tx.send(true);
@@ -90,7 +98,7 @@ async fn wait_for(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -14,6 +14,7 @@
 //! trade as the SQLite backend's `synchronous=NORMAL` for them).
 
 mod health;
+mod listen;
 mod listener;
 mod migrate;
 mod publish;
@@ -67,6 +68,9 @@ pub struct PostgresStore {
     replays: Arc<Notify>,
     /// What webhook secrets are sealed and opened with.
     keys: SecretKeys,
+    /// This node among the cluster's: it alone claims the deliveries of the `hookd listen`
+    /// sessions whose streams are connected to it.
+    node: String,
 }
 
 /// Where new deliveries go when this node's engine takes them directly.
@@ -132,6 +136,7 @@ impl PostgresStore {
             listener,
             replays: Arc::new(Notify::new()),
             keys,
+            node: node_id()?,
         })
     }
 
@@ -142,6 +147,14 @@ impl PostgresStore {
             tracing::warn!("announcing due deliveries failed: {e}");
         }
     }
+}
+
+/// A random name for this node (this store), unique among the cluster's.
+fn node_id() -> Result<String, StoreError> {
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random)
+        .map_err(|e| StoreError::Database(format!("no randomness for the node id: {e}")))?;
+    Ok(hex::encode(random))
 }
 
 impl PostgresStore {
@@ -386,7 +399,7 @@ impl Store for PostgresStore {
         &self,
         claim: ClaimRequest,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let claimed = queries::claim_due(&self.engine.get().await?, &claim).await?;
+        let claimed = queries::claim_due(&self.engine.get().await?, &claim, &self.node).await?;
         Ok(self.keys.open_claimed(claimed))
     }
 
@@ -538,5 +551,43 @@ impl Store for PostgresStore {
 
     fn replay_signal(&self) -> Arc<Notify> {
         Arc::clone(&self.replays)
+    }
+
+    async fn create_listen_webhook(
+        &self,
+        mut webhook: NewWebhook,
+    ) -> Result<WebhookRecord, StoreError> {
+        webhook.secret = self.keys.seal(&webhook.id, &webhook.secret)?;
+        let mut client = self.clients.get().await?;
+        let tx = client.transaction().await?;
+        let created = listen::insert(&tx, &webhook, &self.node).await?;
+        tx.commit().await?;
+        Ok(self.keys.open_webhook(created)?)
+    }
+
+    async fn resume_listen_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let client = self.clients.get().await?;
+        let resumed = listen::resume(&client, client_id, webhook_id, now_ms, &self.node).await?;
+        if resumed.is_some() {
+            // Its due deliveries were left to the previous node; this one claims them now.
+            self.notify_due(&client).await;
+        }
+        Ok(resumed.map(|w| self.keys.open_webhook(w)).transpose()?)
+    }
+
+    async fn keep_listen_webhooks(
+        &self,
+        upkeep: crate::model::ListenUpkeep,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut client = self.engine.get().await?;
+        let tx = client.transaction().await?;
+        let gone = listen::keep(&tx, &upkeep).await?;
+        tx.commit().await?;
+        Ok(gone)
     }
 }

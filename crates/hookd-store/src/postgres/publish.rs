@@ -286,8 +286,14 @@ async fn insert(
                 .iter()
                 .filter(|w| any_matches(&w.filters, &event.event_type) && event.goes_to(&w.id))
             {
+                // A `hookd listen` session's deliveries go to the node holding its stream,
+                // which claims them; this node may not be that one.
                 let permit = match handoff {
-                    Some(h) if due_now && opened_once(&h.keys, webhook, &mut secrets) => {
+                    Some(h)
+                        if due_now
+                            && crate::listen::listen_session(&webhook.url).is_none()
+                            && opened_once(&h.keys, webhook, &mut secrets) =>
+                    {
                         h.sender.clone().try_reserve_owned().ok()
                     }
                     _ => None,

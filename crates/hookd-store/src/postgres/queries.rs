@@ -201,7 +201,8 @@ pub(super) async fn list_webhooks(
     let after = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(0);
     let sql = format!(
         "SELECT {WEBHOOK_COLUMNS}, key FROM webhooks \
-         WHERE client_id = $1 AND deleted_at IS NULL AND key > $2 ORDER BY key LIMIT $3"
+         WHERE client_id = $1 AND deleted_at IS NULL AND key > $2 \
+         AND listen_seen_at IS NULL ORDER BY key LIMIT $3"
     );
     let found = rows(c, &sql, &[&client_id, &after, &codec::limit_plus_one(page)]).await?;
     let items = found
@@ -696,10 +697,12 @@ pub(super) async fn list_attempts(
 
 /// Leases due deliveries in one statement: webhooks with due work, earliest first, each
 /// through its own `(webhook_key, next_attempt_at)` index range, at most its room under
-/// `max_per_webhook`; rows another node is claiming right now are skipped, not waited for.
+/// `max_per_webhook`; rows another node is claiming right now are skipped, not waited for,
+/// and so are the `hookd listen` sessions of other nodes than `node`.
 pub(super) async fn claim_due(
     c: &impl GenericClient,
     claim: &ClaimRequest,
+    node: &str,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let (busy_keys, busy_counts): (Vec<i64>, Vec<i64>) = claim
         .in_flight
@@ -718,7 +721,8 @@ pub(super) async fn claim_due(
              WHERE d.webhook_key = w.key AND d.state = 0 \
              ORDER BY d.next_attempt_at LIMIT 1) first \
            LEFT JOIN busy b ON b.webhook_key = w.key \
-           WHERE w.enabled AND first.at <= $1), \
+           WHERE w.enabled AND first.at <= $1 \
+             AND (w.listen_node IS NULL OR w.listen_node = $7)), \
          picked AS ( \
            SELECT due.key FROM (SELECT * FROM hooks ORDER BY at) h \
            CROSS JOIN LATERAL ( \
@@ -742,6 +746,7 @@ pub(super) async fn claim_due(
             &busy_keys,
             &busy_counts,
             &lease_until,
+            &node,
         ],
     )
     .await?;

@@ -8,6 +8,7 @@
 mod connection;
 mod due_index;
 mod health;
+mod listen;
 mod queries;
 mod replay;
 mod sealing;
@@ -597,5 +598,52 @@ impl Store for SqliteStore {
 
     fn replay_signal(&self) -> Arc<Notify> {
         Arc::clone(&self.replays)
+    }
+
+    async fn create_listen_webhook(
+        &self,
+        mut webhook: NewWebhook,
+    ) -> Result<WebhookRecord, StoreError> {
+        webhook.secret = self.keys.seal(&webhook.id, &webhook.secret)?;
+        // Relaxed: a session lost in a power cut is simply opened again by `hookd listen`.
+        let created = self
+            .writer
+            .write(Durability::Relaxed, move |tx| {
+                tx.subscribers.clear();
+                Ok((listen::insert(tx.conn, &webhook)?, Wake::Nobody))
+            })
+            .await?;
+        Ok(self.keys.open_webhook(created)?)
+    }
+
+    async fn resume_listen_webhook(
+        &self,
+        client_id: &str,
+        webhook_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let (client, id) = (client_id.to_owned(), webhook_id.to_owned());
+        let resumed = self
+            .writer
+            .write(Durability::Relaxed, move |tx| {
+                Ok((listen::resume(tx.conn, &client, &id, now_ms)?, Wake::Nobody))
+            })
+            .await?;
+        Ok(resumed.map(|w| self.keys.open_webhook(w)).transpose()?)
+    }
+
+    async fn keep_listen_webhooks(
+        &self,
+        upkeep: crate::model::ListenUpkeep,
+    ) -> Result<Vec<String>, StoreError> {
+        self.writer
+            .write(Durability::Relaxed, move |tx| {
+                let kept = listen::keep(tx.conn, tx.due, &upkeep)?;
+                if kept.deleted > 0 {
+                    tx.subscribers.clear();
+                }
+                Ok((kept.gone, Wake::Nobody))
+            })
+            .await
     }
 }

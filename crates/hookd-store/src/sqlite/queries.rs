@@ -147,7 +147,8 @@ pub(super) fn list_webhooks(
     let after = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(0);
     let sql = format!(
         "SELECT {WEBHOOK_COLUMNS}, key FROM webhooks \
-         WHERE client_id = ?1 AND deleted_at IS NULL AND key > ?2 ORDER BY key LIMIT ?3"
+         WHERE client_id = ?1 AND deleted_at IS NULL AND key > ?2 \
+         AND listen_seen_at IS NULL ORDER BY key LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(

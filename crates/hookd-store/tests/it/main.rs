@@ -22,6 +22,7 @@ mod group_commit;
 mod handoff;
 mod health;
 mod leases;
+mod listen;
 mod replay;
 mod retention;
 mod rotation;

@@ -91,7 +91,7 @@ async fn typed_delivery_is_the_seed_envelope_signed_both_ways(backend: Backend) 
     ]);
     let output = run_with_stdin(command, &tampered);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("invalid"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid"));
 }
 
 fn run_with_stdin(mut command: std::process::Command, stdin: &[u8]) -> std::process::Output {
@@ -99,6 +99,7 @@ fn run_with_stdin(mut command: std::process::Command, stdin: &[u8]) -> std::proc
     let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
