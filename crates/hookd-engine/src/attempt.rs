@@ -15,7 +15,7 @@ use hookd_store::listen::{ListenSessions, listen_session};
 use hookd_store::model::{ClaimedDelivery, FinishedAttempt, NextStep};
 
 /// Response bodies are logged up to this many bytes.
-pub(crate) const MAX_LOGGED_BODY: usize = 4096;
+pub const MAX_LOGGED_BODY: usize = 4096;
 
 pub(crate) struct AttemptContext {
     pub(crate) http: reqwest::Client,
@@ -171,7 +171,22 @@ async fn send(
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after_seconds);
-    // Read only what gets logged; a huge body is cut off rather than downloaded.
+    let (captured, error) = read_logged_body(&mut response).await;
+    Exchange {
+        result: AttemptResult::Response {
+            status,
+            retry_after,
+        },
+        response_headers,
+        response_body: Some(String::from_utf8_lossy(&captured).into_owned()),
+        error,
+    }
+}
+
+/// The start of a response's body, as much as an attempt log keeps ([`MAX_LOGGED_BODY`]
+/// bytes): a huge or endless body is cut off rather than downloaded. The error, if reading
+/// failed part way, comes with what had arrived.
+pub async fn read_logged_body(response: &mut reqwest::Response) -> (Vec<u8>, Option<String>) {
     let mut captured = Vec::new();
     let mut error = None;
     while captured.len() < MAX_LOGGED_BODY {
@@ -185,18 +200,11 @@ async fn send(
         }
     }
     captured.truncate(MAX_LOGGED_BODY);
-    Exchange {
-        result: AttemptResult::Response {
-            status,
-            retry_after,
-        },
-        response_headers,
-        response_body: Some(String::from_utf8_lossy(&captured).into_owned()),
-        error,
-    }
+    (captured, error)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its sources, `outer: inner: …`, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

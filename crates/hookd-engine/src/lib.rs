@@ -17,6 +17,7 @@ mod observe;
 mod replay;
 mod retention;
 
+pub use attempt::{MAX_LOGGED_BODY, error_chain, read_logged_body};
 pub use client::TargetResolver;
 pub use listen::LISTEN_SESSION_GRACE;
 pub use observe::{

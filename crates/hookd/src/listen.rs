@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use hookd_engine::{error_chain, read_logged_body};
+
 use crate::cli::{ListenArgs, ServerArgs};
 
 /// Longest wait for one answer of the server (other than the stream).
@@ -29,8 +31,6 @@ const STREAM_SILENCE: Duration = Duration::from_secs(45);
 /// Pauses between reconnection attempts: doubling from the first to the last.
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 const RECONNECT_LAST: Duration = Duration::from_secs(5);
-/// Bytes of the local answer's body reported (the server logs no more).
-const REPORTED_BODY_BYTES: usize = 4096;
 
 pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     // reqwest is built without a crypto provider of its own (https servers).
@@ -293,19 +293,8 @@ async fn forward(forwarder: &reqwest::Client, url: &Url, delivery: &Delivery) ->
             (name.as_str().to_owned(), Value::String(text))
         })
         .collect();
-    let mut body = Vec::new();
-    let mut error = None;
-    while body.len() < REPORTED_BODY_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(e) => {
-                error = Some(format!("reading the response body: {}", error_chain(&e)));
-                break;
-            }
-        }
-    }
-    body.truncate(REPORTED_BODY_BYTES);
+    // The same prefix an attempt log keeps of a real endpoint's answer.
+    let (body, error) = read_logged_body(&mut response).await;
     LocalAnswer {
         status: Some(response.status().as_u16()),
         headers,
@@ -334,17 +323,6 @@ fn line(delivery: &Delivery, answer: &LocalAnswer, took: Duration) -> String {
         delivery.event_id,
         took.as_millis()
     )
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The server's API, as this client.

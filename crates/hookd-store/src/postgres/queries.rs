@@ -517,6 +517,24 @@ pub(super) async fn list_events(
     Ok(codec::paginate(items, page.limit))
 }
 
+/// The key of the client's webhook `webhook_id`, unless it is unknown or deleted.
+pub(super) async fn webhook_key_of(
+    c: &impl GenericClient,
+    client_id: &str,
+    webhook_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    match row(
+        c,
+        "SELECT key FROM webhooks WHERE id = $1 AND client_id = $2 AND deleted_at IS NULL",
+        &[&webhook_id, &client_id],
+    )
+    .await?
+    {
+        Some(found) => Ok(Some(found.try_get(0)?)),
+        None => Ok(None),
+    }
+}
+
 /// A webhook's delivery log, newest first.
 ///
 /// Index-backed. The keyset condition is written as a row comparison with the order
@@ -542,16 +560,9 @@ pub(super) async fn list_webhook_deliveries(
     page: &PageRequest,
 ) -> Result<Option<Page<WebhookDelivery>>, StoreError> {
     let before = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(i64::MAX);
-    let Some(webhook) = row(
-        c,
-        "SELECT key FROM webhooks WHERE id = $1 AND client_id = $2 AND deleted_at IS NULL",
-        &[&webhook_id, &client_id],
-    )
-    .await?
-    else {
+    let Some(webhook_key) = webhook_key_of(c, client_id, webhook_id).await? else {
         return Ok(None);
     };
-    let webhook_key: i64 = webhook.try_get(0)?;
     let found = rows(
         c,
         "SELECT d.key, d.state, d.attempts, d.next_attempt_at, d.last_status, d.updated_at, \

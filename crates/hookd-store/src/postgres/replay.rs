@@ -10,7 +10,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::queries::{execute, row, rows};
+use super::queries::{execute, row, rows, webhook_key_of};
 
 use crate::model::{
     DeliveryState, EventReplay, NewReplayJob, Page, PageRequest, ReplayBatch, ReplayFilter,
@@ -334,16 +334,9 @@ pub(super) async fn list_jobs(
     page: &PageRequest,
 ) -> Result<Option<Page<ReplayJob>>, StoreError> {
     let before = codec::decode_cursor(page.cursor.as_deref())?.unwrap_or(i64::MAX);
-    let Some(webhook) = row(
-        c,
-        "SELECT key FROM webhooks WHERE id = $1 AND client_id = $2 AND deleted_at IS NULL",
-        &[&webhook_id, &client_id],
-    )
-    .await?
-    else {
+    let Some(webhook_key) = webhook_key_of(c, client_id, webhook_id).await? else {
         return Ok(None);
     };
-    let webhook_key: i64 = webhook.try_get(0)?;
     let sql = format!(
         "SELECT {JOB_COLUMNS}, j.key FROM replay_jobs j JOIN webhooks w ON w.key = j.webhook_key \
          WHERE j.webhook_key = $1 AND j.key < $2 ORDER BY j.key DESC LIMIT $3"
