@@ -261,17 +261,18 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 mod tests {
     use super::*;
 
+    fn retry_after(response: &Response) -> Option<&str> {
+        response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+    }
+
     #[test]
     fn an_overloaded_store_is_a_503_with_retry_after() {
         let response = ApiError::from(StoreError::Busy).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-            Some("1")
-        );
+        assert_eq!(retry_after(&response), Some("1"));
     }
 
     #[test]
@@ -279,13 +280,7 @@ mod tests {
         for (asked, said) in [(0, "1"), (1, "1"), (7, "7")] {
             let response = ApiError::rate_limited(asked).into_response();
             assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-            assert_eq!(
-                response
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok()),
-                Some(said)
-            );
+            assert_eq!(retry_after(&response), Some(said));
         }
     }
 
@@ -307,13 +302,7 @@ mod tests {
         assert!(!error.message.contains("/var/lib"));
         let response = error.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-            Some("1")
-        );
+        assert_eq!(retry_after(&response), Some("1"));
     }
 
     #[test]

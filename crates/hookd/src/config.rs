@@ -394,6 +394,20 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// `args` with a config file holding `text` (written to a temporary directory).
+    fn from_file(text: &str, args: ServeArgs) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        Config::from_args(&ServeArgs {
+            store: StoreArgs {
+                database: None,
+                config: Some(file),
+            },
+            ..args
+        })
+    }
+
     #[test]
     fn defaults_follow_the_spec() {
         let config = Config::from_args(&ServeArgs::default()).unwrap_or_else(|e| panic!("{e:#}"));
@@ -428,19 +442,10 @@ mod tests {
             eprintln!("skipping: the environment sets an encryption key, which wins");
             return;
         }
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let with_file = |text: &str| {
-            let file = dir.path().join("hookd.toml");
-            std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
-            Config::from_args(&ServeArgs {
-                store: StoreArgs {
-                    database: None,
-                    config: Some(file),
-                },
-                ..ServeArgs::default()
-            })
-            .map(|c| c.database.keys.seals())
-            .map_err(|e| format!("{e:#}"))
+            from_file(text, ServeArgs::default())
+                .map(|c| c.database.keys.seals())
+                .map_err(|e| format!("{e:#}"))
         };
         let hex_key = "00".repeat(32);
         assert_eq!(with_file(""), Ok(false));
@@ -474,22 +479,14 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let file = dir.path().join("hookd.toml");
-        std::fs::write(
-            &file,
+        let config = from_file(
             "attempt_timeout = \"10s\"\nallow-http = true\nretry_schedule = \"0s,1s\"\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let args = ServeArgs {
-            store: StoreArgs {
-                database: None,
-                config: Some(file),
+            ServeArgs {
+                attempt_timeout: Some("2s".into()),
+                ..ServeArgs::default()
             },
-            attempt_timeout: Some("2s".into()),
-            ..ServeArgs::default()
-        };
-        let config = Config::from_args(&args).unwrap_or_else(|e| panic!("{e:#}"));
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(config.attempt_timeout, Duration::from_secs(2));
         assert!(config.target_policy.allow_http);
         assert_eq!(config.schedule.max_attempts(), 2);
@@ -597,20 +594,10 @@ mod tests {
 
     #[test]
     fn the_file_carries_the_limits_too() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let file = dir.path().join("hookd.toml");
-        std::fs::write(
-            &file,
+        let config = from_file(
             "rate-limit = \"30/m\"\nrate_limit_burst = 7\nmax_event_bytes = 65536\n",
+            ServeArgs::default(),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let config = Config::from_args(&ServeArgs {
-            store: StoreArgs {
-                database: None,
-                config: Some(file),
-            },
-            ..ServeArgs::default()
-        })
         .unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(
             config.rate_limit.map(|l| l.to_string()).as_deref(),
