@@ -11,7 +11,7 @@
 use hookd_core::event_type::{EventFilter, any_matches};
 
 use crate::StoreError;
-use crate::model::{DeliveryState, ReplayFilter, ReplayJob, ReplayState};
+use crate::model::{DeliveryState, ReplayFilter, ReplayJob, ReplayRefusal, ReplayState};
 
 /// How much later than another event an event stored before it may have been stamped:
 /// the time a publish can wait between arriving and being stored (the writer's queue,
@@ -27,6 +27,28 @@ pub(crate) fn subscribes(filters: &[String], event_type: &str) -> bool {
         .map(|f| EventFilter::from_stored(f))
         .collect();
     any_matches(&parsed, event_type)
+}
+
+/// A webhook as a replay needs it.
+pub(crate) struct Target {
+    pub(crate) key: i64,
+    pub(crate) id: String,
+    pub(crate) enabled: bool,
+    pub(crate) filters: Vec<String>,
+}
+
+/// Why `target` cannot take a replay of an event of `event_type`, if it cannot.
+pub(crate) fn refusal(target: &Target, event_type: &str) -> Option<ReplayRefusal> {
+    if !target.enabled {
+        return Some(ReplayRefusal::WebhookDisabled);
+    }
+    if !subscribes(&target.filters, event_type) {
+        return Some(ReplayRefusal::NotSubscribed {
+            event_type: event_type.to_owned(),
+            filters: target.filters.clone(),
+        });
+    }
+    None
 }
 
 /// What a job re-sends: its window and filter, and the webhook's current filters.

@@ -17,18 +17,10 @@ use crate::model::{
     ReplayJob, ReplayRefusal, ReplayState, ReplayStep, ReplayedEvent, RunningReplay,
 };
 use crate::replay::{
-    Admission, JOB_COLUMNS, JobColumns, RECEIPT_ORDER_SLACK_MS, Scanned, narrow, subscribes,
+    Admission, JOB_COLUMNS, JobColumns, RECEIPT_ORDER_SLACK_MS, Scanned, Target, narrow, refusal,
     total_of, widen,
 };
 use crate::{StoreError, codec};
-
-/// A webhook as a replay needs it.
-struct Target {
-    key: i64,
-    id: String,
-    enabled: bool,
-    filters: Vec<String>,
-}
 
 fn target_from_row(r: &Row) -> Result<Target, StoreError> {
     let id: String = r.try_get(1)?;
@@ -57,20 +49,6 @@ async fn lock_target(
     .await?
     .map(|r| target_from_row(&r))
     .transpose()
-}
-
-/// Why `target` cannot take a replay of an event of `event_type`, if it cannot.
-fn refusal(target: &Target, event_type: &str) -> Option<ReplayRefusal> {
-    if !target.enabled {
-        return Some(ReplayRefusal::WebhookDisabled);
-    }
-    if !subscribes(&target.filters, event_type) {
-        return Some(ReplayRefusal::NotSubscribed {
-            event_type: event_type.to_owned(),
-            filters: target.filters.clone(),
-        });
-    }
-    None
 }
 
 /// Sends one event again (see `Store::replay_event`), inside the caller's transaction

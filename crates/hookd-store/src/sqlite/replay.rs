@@ -11,18 +11,10 @@ use crate::model::{
     ReplayRefusal, ReplayState, ReplayStep, ReplayedEvent, RunningReplay,
 };
 use crate::replay::{
-    Admission, JOB_COLUMNS, JobColumns, RECEIPT_ORDER_SLACK_MS, Scanned, narrow, subscribes,
+    Admission, JOB_COLUMNS, JobColumns, RECEIPT_ORDER_SLACK_MS, Scanned, Target, narrow, refusal,
     total_of, widen,
 };
 use crate::{StoreError, codec};
-
-/// A webhook as a replay needs it.
-struct Target {
-    key: i64,
-    id: String,
-    enabled: bool,
-    filters: Vec<String>,
-}
 
 fn target_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Target, StoreError>> {
     let (key, id, enabled, events): (i64, String, bool, String) =
@@ -50,20 +42,6 @@ fn find_target(
     .query_row([webhook_id, client_id], target_from_row)
     .optional()?
     .transpose()
-}
-
-/// Why `target` cannot take a replay of an event of `event_type`, if it cannot.
-fn refusal(target: &Target, event_type: &str) -> Option<ReplayRefusal> {
-    if !target.enabled {
-        return Some(ReplayRefusal::WebhookDisabled);
-    }
-    if !subscribes(&target.filters, event_type) {
-        return Some(ReplayRefusal::NotSubscribed {
-            event_type: event_type.to_owned(),
-            filters: target.filters.clone(),
-        });
-    }
-    None
 }
 
 /// Inserts a pending delivery of `event_key` to `webhook_key`, due at `now_ms`, and tells
