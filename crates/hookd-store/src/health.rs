@@ -40,17 +40,23 @@ impl<'a> Disabling<'a> {
         attempts: &'a [FinishedAttempt],
     ) -> Option<Disabling<'a>> {
         let disable_after = policy.disable_after?;
+        // The common case, a healthy or already disabled webhook, needs no scan of the batch.
+        if !enabled || after.consecutive_failures == 0 {
+            return None;
+        }
         let last_failed = attempts
             .iter()
             .filter(|a| a.webhook_key == webhook_key && a.next != NextStep::Succeeded)
             .max_by_key(|a| finished_at(a))?;
         let at_ms = finished_at(last_failed);
-        (enabled && after.failing_too_long(at_ms, disable_after)).then(|| Disabling {
-            webhook_key,
-            reason: after.failing_reason(disable_after),
-            at_ms,
-            attempt_id: &last_failed.id,
-        })
+        after
+            .failing_too_long(at_ms, disable_after)
+            .then(|| Disabling {
+                webhook_key,
+                reason: after.failing_reason(disable_after),
+                at_ms,
+                attempt_id: &last_failed.id,
+            })
     }
 
     /// The event telling the client, to be published in the same write.

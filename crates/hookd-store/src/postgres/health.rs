@@ -14,7 +14,8 @@ use crate::model::{FinishedAttempt, HealthPolicy, WebhookHealth};
 const HEALTH_COLUMNS: &str = "attempts_succeeded, attempts_failed, last_success_at, \
      last_failure_at, consecutive_failures, failing_since";
 
-fn health_from_row(row: &Row, first: usize) -> Result<WebhookHealth, StoreError> {
+/// The six health columns, in their `schema_7.sql` order, from column `first` on.
+pub(super) fn health_from_row(row: &Row, first: usize) -> Result<WebhookHealth, StoreError> {
     Ok(WebhookHealth {
         attempts_succeeded: row.try_get(first)?,
         attempts_failed: row.try_get(first + 1)?,

@@ -14,7 +14,7 @@ use crate::model::{
     NewEventType, NewWebhook, NextStep, Page, PageRequest, PreviousSecret, SecretRotation,
     WebhookChanges, WebhookRecord,
 };
-use crate::model::{DeliveryQuery, WebhookDelivery, WebhookHealth};
+use crate::model::{DeliveryQuery, WebhookDelivery};
 use crate::{StoreError, codec};
 use deadpool_postgres::GenericClient;
 
@@ -133,14 +133,7 @@ fn webhook_from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
         secret: row.try_get(10)?,
         created_at_ms: row.try_get(11)?,
         updated_at_ms: row.try_get(12)?,
-        health: WebhookHealth {
-            attempts_succeeded: row.try_get(13)?,
-            attempts_failed: row.try_get(14)?,
-            last_success_at_ms: row.try_get(15)?,
-            last_failure_at_ms: row.try_get(16)?,
-            consecutive_failures: row.try_get(17)?,
-            failing_since_ms: row.try_get(18)?,
-        },
+        health: super::health::health_from_row(row, 13)?,
         id,
     })
 }

@@ -2,7 +2,7 @@
 //! webhook (410 Gone, or failing for too long) with the `webhook.disabled` event its client
 //! gets, all inside the writer's transaction that records the attempts.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::connection::Tx;
 use super::queries;
@@ -35,6 +35,18 @@ pub(super) fn count_attempts<'a>(
     Ok(disabling)
 }
 
+/// The six health columns, in their `schema_8.sql` order, from column `first` on.
+pub(super) fn health_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<WebhookHealth> {
+    Ok(WebhookHealth {
+        attempts_succeeded: row.get(first)?,
+        attempts_failed: row.get(first + 1)?,
+        last_success_at_ms: row.get(first + 2)?,
+        last_failure_at_ms: row.get(first + 3)?,
+        consecutive_failures: row.get(first + 4)?,
+        failing_since_ms: row.get(first + 5)?,
+    })
+}
+
 fn read_health(
     conn: &Connection,
     webhook_key: i64,
@@ -45,17 +57,7 @@ fn read_health(
              consecutive_failures, failing_since, enabled FROM webhooks WHERE key = ?1",
         )?
         .query_row([webhook_key], |row| {
-            Ok((
-                WebhookHealth {
-                    attempts_succeeded: row.get(0)?,
-                    attempts_failed: row.get(1)?,
-                    last_success_at_ms: row.get(2)?,
-                    last_failure_at_ms: row.get(3)?,
-                    consecutive_failures: row.get(4)?,
-                    failing_since_ms: row.get(5)?,
-                },
-                row.get(6)?,
-            ))
+            Ok((health_from_row(row, 0)?, row.get(6)?))
         })
         .optional()?)
 }
@@ -97,14 +99,7 @@ pub(super) fn disable(tx: &mut Tx<'_>, disabling: &[Disabling<'_>]) -> Result<bo
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
                     row.get::<_, String>(2)?,
-                    WebhookHealth {
-                        attempts_succeeded: row.get(3)?,
-                        attempts_failed: row.get(4)?,
-                        last_success_at_ms: row.get(5)?,
-                        last_failure_at_ms: row.get(6)?,
-                        consecutive_failures: row.get(7)?,
-                        failing_since_ms: row.get(8)?,
-                    },
+                    health_from_row(row, 3)?,
                 ))
             })
             .optional()?;

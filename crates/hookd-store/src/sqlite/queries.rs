@@ -17,7 +17,7 @@ use crate::model::{
     NewEventType, NewWebhook, NextStep, Page, PageRequest, PreviousSecret, Published,
     SecretRotation, WebhookChanges, WebhookRecord,
 };
-use crate::model::{DeliveryQuery, WebhookDelivery, WebhookHealth};
+use crate::model::{DeliveryQuery, WebhookDelivery};
 use crate::sealing::{OpenedSecrets, SecretKeys};
 use crate::{StoreError, codec};
 
@@ -88,14 +88,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Result<WebhookRecord, Sto
         secret: row.get(10)?,
         created_at_ms: row.get(11)?,
         updated_at_ms: row.get(12)?,
-        health: WebhookHealth {
-            attempts_succeeded: row.get(13)?,
-            attempts_failed: row.get(14)?,
-            last_success_at_ms: row.get(15)?,
-            last_failure_at_ms: row.get(16)?,
-            consecutive_failures: row.get(17)?,
-            failing_since_ms: row.get(18)?,
-        },
+        health: super::health::health_from_row(row, 13)?,
     }))
 }
 
