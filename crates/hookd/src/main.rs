@@ -2,6 +2,7 @@
 //! in the library crates; errors end here, printed on one line with exit code 2 (bad
 //! usage or setting) or 1 (anything else).
 
+mod api_client;
 mod bench;
 mod cli;
 mod clients;

@@ -10,92 +10,17 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::{ReplayArgs, ServerArgs};
+use crate::api_client::Api;
+use crate::cli::ReplayArgs;
 
 /// How often a running job is looked at.
 const POLL: Duration = Duration::from_millis(250);
-/// Longest wait for one answer of the server.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let api = Api::new(&args.server)?;
     match &args.event {
         Some(event_id) => replay_event(&api, event_id, args.webhook.as_deref(), args.json).await,
         None => replay_window(&api, &args).await,
-    }
-}
-
-/// The server's API, as one client.
-struct Api {
-    http: reqwest::Client,
-    base: url::Url,
-    client_id: String,
-    client_secret: String,
-}
-
-impl Api {
-    fn new(server: &ServerArgs) -> anyhow::Result<Api> {
-        // reqwest is built without a crypto provider of its own (https servers).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("cannot build the HTTP client")?;
-        let base = url::Url::parse(&server.server)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .with_context(|| format!("--server `{}` is not an http(s) URL", server.server))?;
-        Ok(Api {
-            http,
-            base,
-            client_id: server.client_id.clone(),
-            client_secret: server.client_secret.clone(),
-        })
-    }
-
-    /// Calls the API at the path made of `segments` (each percent-encoded); the JSON
-    /// answer of a 2xx, or an error that says what the server said.
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        segments: &[&str],
-        body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("--server `{}` cannot take a path", self.base))?
-            .pop_if_empty()
-            .extend(segments);
-        let path = url.path().to_owned();
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .basic_auth(&self.client_id, Some(&self.client_secret));
-        if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .with_context(|| format!("reading the answer to {method} {path}"))?;
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let error = &answer["error"];
-            match (error["code"].as_str(), error["message"].as_str()) {
-                (Some(code), Some(message)) => {
-                    bail!("{method} {path}: {status} {code}: {message}")
-                }
-                _ => bail!("{method} {path}: {status}"),
-            }
-        }
-        Ok(answer)
     }
 }
 
@@ -113,7 +38,8 @@ async fn replay_event(
         .call(
             reqwest::Method::POST,
             &["v2", "events", event_id, "replay"],
-            Some(&body),
+            Some(body.to_string()),
+            &[],
         )
         .await?;
     if print_json {
@@ -155,7 +81,8 @@ async fn replay_window(api: &Api, args: &ReplayArgs) -> anyhow::Result<ExitCode>
         .call(
             reqwest::Method::POST,
             &["v2", "webhooks", webhook_id, "replay"],
-            Some(&body),
+            Some(body.to_string()),
+            &[],
         )
         .await?;
     let job_id = job["id"]
@@ -180,7 +107,7 @@ async fn replay_window(api: &Api, args: &ReplayArgs) -> anyhow::Result<ExitCode>
         bar.set_position(count(&job, "done"));
         tokio::time::sleep(POLL).await;
         job = api
-            .call(reqwest::Method::GET, &["v2", "replays", &job_id], None)
+            .call(reqwest::Method::GET, &["v2", "replays", &job_id], None, &[])
             .await?;
     }
     bar.finish_and_clear();
