@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
 
 use crate::cli::ServerArgs;
@@ -40,6 +40,35 @@ impl Api {
         })
     }
 
+    /// The server's address, as given.
+    pub(crate) fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// The URL of the API path made of `segments` (each percent-encoded).
+    pub(crate) fn url(&self, segments: &[&str]) -> anyhow::Result<url::Url> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("--server `{}` cannot take a path", self.base))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// `request` with the client's credentials.
+    pub(crate) fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.basic_auth(&self.client_id, Some(&self.client_secret))
+    }
+
+    /// An authorized request on this client (which gives up after `REQUEST_TIMEOUT`).
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+    ) -> reqwest::RequestBuilder {
+        self.authorized(self.http.request(method, url))
+    }
+
     /// Calls the API at the path made of `segments` (each percent-encoded) with a JSON
     /// `body` (sent as given) and extra `headers`; the JSON answer of a 2xx, or an error
     /// that says what the server said.
@@ -50,16 +79,9 @@ impl Api {
         body: Option<String>,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Value> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("--server `{}` cannot take a path", self.base))?
-            .pop_if_empty()
-            .extend(segments);
-        let path = url.path().to_owned();
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .basic_auth(&self.client_id, Some(&self.client_secret));
+        let url = self.url(segments)?;
+        let what = format!("{method} {}", url.path());
+        let mut request = self.request(method, url);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -76,17 +98,32 @@ impl Api {
         let bytes = response
             .bytes()
             .await
-            .with_context(|| format!("reading the answer to {method} {path}"))?;
+            .with_context(|| format!("reading the answer to {what}"))?;
         let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
-            let error = &answer["error"];
-            match (error["code"].as_str(), error["message"].as_str()) {
-                (Some(code), Some(message)) => {
-                    bail!("{method} {path}: {status} {code}: {message}")
-                }
-                _ => bail!("{method} {path}: {status}"),
-            }
+            return Err(error_line(&what, status, &answer));
         }
         Ok(answer)
     }
+}
+
+/// The server's error answer (`{"error":{"code","message"}}`) as one line about `what`.
+fn error_line(what: &str, status: reqwest::StatusCode, answer: &Value) -> anyhow::Error {
+    let error = &answer["error"];
+    match (error["code"].as_str(), error["message"].as_str()) {
+        (Some(code), Some(message)) => anyhow::anyhow!("{what}: {status} {code}: {message}"),
+        _ => anyhow::anyhow!("{what}: {status}"),
+    }
+}
+
+/// The error a non-2xx `response` stands for, as one line about `what`.
+pub(crate) async fn error_of(what: &str, response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let answer: Value = response
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    error_line(what, status, &answer)
 }

@@ -8,6 +8,7 @@
 //! still has it. Ctrl-C or SIGTERM deletes the session.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -19,6 +20,7 @@ use url::Url;
 
 use hookd_engine::{error_chain, read_logged_body};
 
+use crate::api_client::{Api, error_of};
 use crate::cli::{ListenArgs, ServerArgs};
 
 /// Longest wait for one answer of the server (other than the stream).
@@ -330,40 +332,18 @@ fn line(delivery: &Delivery, answer: &LocalAnswer, took: Duration) -> String {
 struct Server {
     /// Without an overall timeout: the stream lasts as long as the session.
     streaming: reqwest::Client,
-    http: reqwest::Client,
-    base: Url,
-    client_id: String,
-    client_secret: String,
+    api: Arc<Api>,
 }
 
 impl Server {
     fn new(args: &ServerArgs) -> anyhow::Result<Server> {
-        let base = Url::parse(&args.server)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .with_context(|| format!("--server `{}` is not an http(s) URL", args.server))?;
         Ok(Server {
             streaming: reqwest::Client::builder()
                 .connect_timeout(REQUEST_TIMEOUT)
                 .build()
                 .context("cannot build the HTTP client")?,
-            http: reqwest::Client::builder()
-                .timeout(REQUEST_TIMEOUT)
-                .build()
-                .context("cannot build the HTTP client")?,
-            base,
-            client_id: args.client_id.clone(),
-            client_secret: args.client_secret.clone(),
+            api: Arc::new(Api::new(args)?),
         })
-    }
-
-    fn url(&self, segments: &[&str]) -> anyhow::Result<Url> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("--server `{}` cannot take a path", self.base))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
     }
 
     /// Opens the stream: a new session, or `resume` (a session's webhook id).
@@ -372,7 +352,10 @@ impl Server {
         args: &ListenArgs,
         resume: Option<&str>,
     ) -> Result<reqwest::Response, OpenError> {
-        let mut url = self.url(&["v2", "listen"]).map_err(OpenError::Refused)?;
+        let mut url = self
+            .api
+            .url(&["v2", "listen"])
+            .map_err(OpenError::Refused)?;
         {
             let mut query = url.query_pairs_mut();
             match resume {
@@ -390,16 +373,15 @@ impl Server {
             }
         }
         let response = self
-            .streaming
-            .get(url)
+            .api
+            .authorized(self.streaming.get(url))
             .header(reqwest::header::ACCEPT, "text/event-stream")
-            .basic_auth(&self.client_id, Some(&self.client_secret))
             .send()
             .await
             .map_err(|e| {
                 OpenError::Unavailable(anyhow::anyhow!(
                     "cannot reach {}: {}",
-                    self.base,
+                    self.api.base(),
                     error_chain(&e)
                 ))
             })?;
@@ -410,7 +392,7 @@ impl Server {
         if status == reqwest::StatusCode::NOT_FOUND && resume.is_some() {
             return Err(OpenError::SessionGone);
         }
-        let why = api_error("GET /v2/listen", response).await;
+        let why = error_of("GET /v2/listen", response).await;
         if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
             Err(OpenError::Refused(why))
         } else {
@@ -425,7 +407,7 @@ impl Server {
         delivery: &Delivery,
         answer: &LocalAnswer,
     ) -> anyhow::Result<()> {
-        let url = self.url(&["v2", "listen", webhook_id, "results"])?;
+        let url = self.api.url(&["v2", "listen", webhook_id, "results"])?;
         let body = json!({
             "attempt_id": delivery.attempt_id,
             "status": answer.status,
@@ -434,49 +416,31 @@ impl Server {
             "error": answer.error,
         });
         let response = self
-            .http
-            .post(url)
-            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .api
+            .request(reqwest::Method::POST, url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_string())
             .send()
             .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
+            .with_context(|| format!("cannot reach {}", self.api.base()))?;
         if response.status().is_success() {
             return Ok(());
         }
-        Err(api_error("POST /v2/listen/{id}/results", response).await)
+        Err(error_of("POST /v2/listen/{id}/results", response).await)
     }
 
     async fn delete_session(&self, webhook_id: &str) -> anyhow::Result<()> {
-        let url = self.url(&["v2", "webhooks", webhook_id])?;
+        let url = self.api.url(&["v2", "webhooks", webhook_id])?;
         let response = self
-            .http
-            .delete(url)
-            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .api
+            .request(reqwest::Method::DELETE, url)
             .send()
             .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
+            .with_context(|| format!("cannot reach {}", self.api.base()))?;
         // Already gone (removed as stale, or by hand) is as good as removed.
         if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(());
         }
-        Err(api_error("DELETE /v2/webhooks/{id}", response).await)
-    }
-}
-
-/// The server's error answer as one line.
-async fn api_error(what: &str, response: reqwest::Response) -> anyhow::Error {
-    let status = response.status();
-    let answer: Value = response
-        .bytes()
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let error = &answer["error"];
-    match (error["code"].as_str(), error["message"].as_str()) {
-        (Some(code), Some(message)) => anyhow::anyhow!("{what}: {status} {code}: {message}"),
-        _ => anyhow::anyhow!("{what}: {status}"),
+        Err(error_of("DELETE /v2/webhooks/{id}", response).await)
     }
 }
