@@ -5,10 +5,12 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
@@ -40,6 +42,38 @@ pub(crate) async fn limit_uri_length(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Most of an over-limit body read (and dropped) before the 413 is sent: a client still
+/// sending gets the answer instead of a connection reset, which closing a socket with
+/// unread data would cause. Past this, the connection is closed anyway.
+const MAX_DISCARDED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The body's bytes, if there are at most `limit`; else a 413, after reading the rest of
+/// the body (up to [`MAX_DISCARDED_BYTES`]) so the client can read it.
+async fn collect_within(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let unreadable =
+        |e: axum::Error| ApiError::unparseable(format!("the request body could not be read: {e}"));
+    let mut collected = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(unreadable)?.into_data() else {
+            continue; // trailers
+        };
+        if collected.len() + data.len() > limit {
+            let mut discarded = collected.len() + data.len();
+            while discarded <= MAX_DISCARDED_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        discarded += frame.data_ref().map_or(0, |d| d.len());
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+            return Err(ApiError::too_large(limit));
+        }
+        collected.extend_from_slice(&data);
+    }
+    Ok(collected.freeze())
+}
+
 pub(crate) async fn read_json<T: DeserializeOwned>(
     body: Body,
     limit: usize,
@@ -60,18 +94,9 @@ async fn read_json_or<T: DeserializeOwned>(
     limit: usize,
     when_empty: Option<fn() -> T>,
 ) -> Result<T, ApiError> {
-    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect())
+    let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, collect_within(body, limit))
         .await
-        .map_err(|_| ApiError::request_timeout(BODY_READ_TIMEOUT.as_secs()))?;
-    let bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::too_large(limit)),
-        Err(e) => {
-            return Err(ApiError::unparseable(format!(
-                "the request body could not be read: {e}"
-            )));
-        }
-    };
+        .map_err(|_| ApiError::request_timeout(BODY_READ_TIMEOUT.as_secs()))??;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         if let Some(default) = when_empty {
             return Ok(default());
