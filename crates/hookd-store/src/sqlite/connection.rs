@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -305,8 +306,7 @@ impl ReadPool {
                     path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                conn.busy_timeout(std::time::Duration::from_secs(5))?;
-                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                configure(&conn)?;
                 Ok(Arc::new(Mutex::new(conn)))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -344,8 +344,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    configure(&conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -353,6 +352,19 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     )?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// What every connection (the writer and each reader) is set up with.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Without the planner's stability guarantee SQLite marks a statement for a fresh
+    // compile whenever a parameter that it compared with a partial index's condition is
+    // bound again, and the queue's statements did that on every run (a full parse and
+    // plan per claim probe and due-time refresh). Every partial index hookd has is
+    // matched by literals in its queries, so a plan never depends on a bound value.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 const MIGRATIONS: &[&str] = &[

@@ -16,6 +16,10 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::StoreError;
 
+/// A webhook's earliest pending delivery, through `deliveries_due_by_webhook`.
+const REFRESH: &str = "SELECT next_attempt_at FROM deliveries WHERE webhook_key = ?1 AND state = 0 \
+                       ORDER BY next_attempt_at LIMIT 1";
+
 #[derive(Default)]
 pub(super) struct DueIndex(HashMap<i64, i64>);
 
@@ -49,10 +53,7 @@ impl DueIndex {
         webhook_key: i64,
     ) -> Result<(), StoreError> {
         let earliest: Option<i64> = conn
-            .prepare_cached(
-                "SELECT next_attempt_at FROM deliveries WHERE webhook_key = ?1 AND state = 0 \
-                 ORDER BY next_attempt_at LIMIT 1",
-            )?
+            .prepare_cached(REFRESH)?
             .query_row([webhook_key], |row| row.get(0))
             .optional()?;
         match earliest {
@@ -77,5 +78,28 @@ impl DueIndex {
     /// The earliest bound of all, if anything is pending.
     pub(super) fn earliest(&self) -> Option<i64> {
         self.0.values().copied().min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+    use crate::sqlite::connection::open_writer;
+
+    /// The refresh runs after most outcome batches; binding it again must not make SQLite
+    /// compile it again (see `configure` in connection.rs).
+    #[test]
+    fn refreshing_reuses_the_compiled_statement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = open_writer(&dir.path().join("due.db")).expect("open");
+        let mut due = DueIndex::default();
+        for webhook_key in [1, 2, 3, 1] {
+            due.refresh(&conn, webhook_key).expect("refresh");
+        }
+        let stmt = conn.prepare_cached(REFRESH).expect("cached");
+        assert_eq!(stmt.get_status(StatementStatus::Run), 4);
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
     }
 }
