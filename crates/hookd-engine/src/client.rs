@@ -31,7 +31,12 @@ pub(crate) fn build(config: &EngineConfig) -> Result<reqwest::Client, EngineErro
         // A proxy from the environment would bypass the address checks below.
         .no_proxy()
         .http1_only()
-        .pool_max_idle_per_host(config.max_in_flight_per_webhook)
+        // Idle connections are pooled per host, not per webhook: many webhooks often share
+        // one host (fan-out to one receiver, a platform hosting many endpoints), and a
+        // pool smaller than what can be in flight to it closes connections only to open
+        // them again (fan-out to 100 webhooks on one host spent most of its time in TCP
+        // set-up and tear-down with 64). Idle ones still close after the pool's timeout.
+        .pool_max_idle_per_host(config.max_in_flight)
         .dns_resolver(Arc::new(PolicyResolver {
             policy: config.target_policy,
             resolver: Arc::clone(&config.resolver),

@@ -406,3 +406,45 @@ async fn first_attempt_is_immediate_and_fans_out_to_every_match(backend: Backend
     assert!(payments.requests().is_empty());
     assert!(all.requests().iter().all(|r| r.path == "/"));
 }
+
+/// About the engine's HTTP client, not the store: SQLite only.
+#[tokio::test]
+async fn webhooks_on_one_host_reuse_its_connections() {
+    // Twenty webhooks on one receiver, each allowed 2 attempts in flight: the per-host
+    // pool must keep every connection the fan-out opened, not just a per-webhook share,
+    // or each round closes connections only to open them again.
+    const WEBHOOKS: usize = 20;
+    let hookd = start_with(ServeOptions {
+        extra_args: vec!["--max-in-flight-per-webhook".into(), "2".into()],
+        ..ServeOptions::default()
+    })
+    .await;
+    // Slow enough answers that one round's attempts are all in flight together.
+    let receiver = Receiver::start(|_| Reply::After(Duration::from_millis(200), 200)).await;
+    for n in 0..WEBHOOKS {
+        hookd
+            .create_webhook(json!({"url": receiver.url(&format!("/{n}")), "events": ["*"]}))
+            .await;
+    }
+    let all_succeeded = |event: &serde_json::Value| {
+        event["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.len() == WEBHOOKS && d.iter().all(|d| d["state"] == "succeeded"))
+    };
+    for round in 0..2 {
+        let event = hookd
+            .publish("payment.completed", json!({"round": round}))
+            .await;
+        hookd.wait_for_event(&event, all_succeeded).await;
+    }
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2 * WEBHOOKS);
+    // Never more than WEBHOOKS attempts are in flight at once, so that many connections
+    // serve both rounds; a pool that dropped idle ones opens more for the second.
+    let connections: std::collections::HashSet<_> = requests.iter().map(|r| r.peer).collect();
+    assert!(
+        connections.len() <= WEBHOOKS,
+        "two rounds of {WEBHOOKS} attempts used {} connections",
+        connections.len()
+    );
+}
