@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, Bytes};
 use hookd_core::envelope::Envelope;
 use hookd_core::ids::{IdKind, new_id};
 use hookd_core::outcome::{
@@ -13,12 +14,13 @@ use hookd_core::signing::signature_headers;
 use hookd_core::target::TargetPolicy;
 use hookd_store::listen::{ListenSessions, listen_session};
 use hookd_store::model::{ClaimedDelivery, FinishedAttempt, NextStep};
+use http_body_util::{BodyExt, Full};
 
 /// Response bodies are logged up to this many bytes.
 pub const MAX_LOGGED_BODY: usize = 4096;
 
 pub(crate) struct AttemptContext {
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: crate::client::HttpClient,
     pub(crate) schedule: RetrySchedule,
     pub(crate) policy: TargetPolicy,
     pub(crate) user_agent: String,
@@ -145,19 +147,40 @@ async fn send(
         Ok(url) => url,
         Err(e) => return failed(AttemptResult::Error, e.to_string()),
     };
-    // The parsed URL goes to the client as is: parsing it twice showed in profiles.
-    let mut request = ctx.http.post(url);
+    let uri: http::Uri = match url.as_str().parse() {
+        Ok(uri) => uri,
+        Err(e) => return failed(AttemptResult::Error, format!("unusable URL: {e}")),
+    };
+    let mut request = http::Request::post(uri);
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let mut response = match request.body(body).send().await {
+    let request = match request.body(Full::new(Bytes::from(body))) {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return failed(AttemptResult::Timeout, error_chain(&e)),
-        Err(e) => return failed(AttemptResult::Error, error_chain(&e)),
+        Err(e) => {
+            return failed(
+                AttemptResult::Error,
+                format!("cannot build the request: {e}"),
+            );
+        }
     };
-    let status = response.status().as_u16();
-    let response_headers: Vec<(String, String)> = response
-        .headers()
+    // One deadline for the whole exchange: connecting, the answer's head and the part of
+    // its body that is logged.
+    let deadline = tokio::time::Instant::now() + ctx.attempt_timeout;
+    let response = match tokio::time::timeout_at(deadline, ctx.http.request(request)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return failed(AttemptResult::Error, error_chain(&e)),
+        Err(_) => {
+            return failed(
+                AttemptResult::Timeout,
+                format!("timed out: no answer within {:?}", ctx.attempt_timeout),
+            );
+        }
+    };
+    let (head, mut body) = response.into_parts();
+    let status = head.status.as_u16();
+    let response_headers: Vec<(String, String)> = head
+        .headers
         .iter()
         .map(|(k, v)| {
             (
@@ -166,12 +189,12 @@ async fn send(
             )
         })
         .collect();
-    let retry_after = response
-        .headers()
+    let retry_after = head
+        .headers
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after_seconds);
-    let (captured, error) = read_logged_body(&mut response).await;
+    let (captured, error) = read_logged_body(&mut body, Some(deadline)).await;
     Exchange {
         result: AttemptResult::Response {
             status,
@@ -185,15 +208,42 @@ async fn send(
 
 /// The start of a response's body, as much as an attempt log keeps ([`MAX_LOGGED_BODY`]
 /// bytes): a huge or endless body is cut off rather than downloaded. The error, if reading
-/// failed part way, comes with what had arrived.
-pub async fn read_logged_body(response: &mut reqwest::Response) -> (Vec<u8>, Option<String>) {
+/// failed part way or `deadline` passed, comes with what had arrived.
+pub async fn read_logged_body<B>(
+    body: &mut B,
+    deadline: Option<tokio::time::Instant>,
+) -> (Vec<u8>, Option<String>)
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: std::error::Error,
+{
     let mut captured = Vec::new();
     let mut error = None;
     while captured.len() < MAX_LOGGED_BODY {
-        match response.chunk().await {
-            Ok(Some(chunk)) => captured.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(e) => {
+        let frame = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => {
+                    error = Some("reading the response body: timed out".to_owned());
+                    break;
+                }
+            },
+            None => body.frame().await,
+        };
+        match frame {
+            // Trailers are not logged.
+            Some(Ok(frame)) => {
+                if let Ok(mut data) = frame.into_data() {
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        captured.extend_from_slice(chunk);
+                        let read = chunk.len();
+                        data.advance(read);
+                    }
+                }
+            }
+            None => break,
+            Some(Err(e)) => {
                 error = Some(format!("reading the response body: {}", error_chain(&e)));
                 break;
             }

@@ -76,7 +76,7 @@ struct Finished {
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     config: EngineConfig,
-    http: reqwest::Client,
+    http: crate::client::HttpClient,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let ctx = Arc::new(AttemptContext {

@@ -93,7 +93,7 @@ pub enum EngineError {
 pub struct Engine {
     store: Arc<dyn Store>,
     config: EngineConfig,
-    http: reqwest::Client,
+    http: crate::client::HttpClient,
 }
 
 impl Engine {

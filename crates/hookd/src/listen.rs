@@ -276,7 +276,7 @@ async fn forward(forwarder: &reqwest::Client, url: &Url, delivery: &Delivery) ->
             request = request.header(name.as_str(), value);
         }
     }
-    let mut response = match request.body(delivery.body.clone()).send().await {
+    let response = match request.body(delivery.body.clone()).send().await {
         Ok(r) => r,
         Err(e) => {
             return LocalAnswer {
@@ -295,10 +295,12 @@ async fn forward(forwarder: &reqwest::Client, url: &Url, delivery: &Delivery) ->
             (name.as_str().to_owned(), Value::String(text))
         })
         .collect();
-    // The same prefix an attempt log keeps of a real endpoint's answer.
-    let (body, error) = read_logged_body(&mut response).await;
+    let status = response.status().as_u16();
+    // The same prefix an attempt log keeps of a real endpoint's answer (the client's own
+    // timeout bounds the reading).
+    let (body, error) = read_logged_body(&mut reqwest::Body::from(response), None).await;
     LocalAnswer {
-        status: Some(response.status().as_u16()),
+        status: Some(status),
         headers,
         body: Some(String::from_utf8_lossy(&body).into_owned()),
         error,

@@ -376,3 +376,64 @@ async fn a_private_target_registered_earlier_is_refused_at_connect_time(backend:
     }
     assert!(receiver.requests().is_empty());
 }
+
+/// About the engine's HTTP client, not the store: SQLite only. An `https` endpoint is
+/// spoken to over TLS, and its certificate must chain to a trusted authority: one that
+/// vouches for itself is refused before a byte of the event is sent.
+#[tokio::test]
+async fn https_endpoints_must_present_a_trusted_certificate() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certificate =
+        CertificateDer::from_pem_slice(include_bytes!("data/self-signed.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("data/self-signed.key")).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let server = tokio::spawn({
+        let (connections, handshakes) = (Arc::clone(&connections), Arc::clone(&handshakes));
+        async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                if acceptor.accept(stream).await.is_ok() {
+                    handshakes.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+
+    let hookd = start_with(ServeOptions {
+        allow_http: false,
+        ..ServeOptions::default()
+    })
+    .await;
+    hookd
+        .create_webhook(json!({"url": format!("https://127.0.0.1:{port}/hooks"), "events": ["*"]}))
+        .await;
+    let event_id = hookd.publish("payment.completed", json!({})).await;
+    hookd
+        .wait_for_event(&event_id, |e| delivery_status(e) == "failed")
+        .await;
+    let attempts = hookd.attempts(&event_id).await;
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    for attempt in &attempts {
+        let error = attempt["error"].as_str().unwrap_or_default();
+        assert!(attempt["response_status"].is_null(), "{attempt}");
+        assert!(error.contains("certificate"), "{attempt}");
+    }
+    // hookd did dial the endpoint (so TLS was tried) and broke off every handshake.
+    assert!(connections.load(Ordering::SeqCst) >= 3);
+    assert_eq!(handshakes.load(Ordering::SeqCst), 0);
+    server.abort();
+}
