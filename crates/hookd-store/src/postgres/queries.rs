@@ -879,7 +879,11 @@ pub(super) async fn record_attempts(
     }
     // Both parts see the same snapshot: the log is written whatever the lease says; the
     // verdict only where the lease is still the caller's (a stale lease means the delivery
-    // was claimed again, or cancelled, meanwhile).
+    // was claimed again, or cancelled, meanwhile). Every change that takes a delivery out
+    // of `pending` also clears its lease token, so a matching token means still pending;
+    // saying `state = 0` as well let the planner read all pending deliveries through the
+    // partial index `deliveries_due` (whose size it cannot know between ANALYZEs) instead
+    // of finding the batch's rows by primary key.
     let decided = rows(
         c,
         "WITH a AS ( \
@@ -900,7 +904,7 @@ pub(super) async fn record_attempts(
          UPDATE deliveries d SET state = a.next_state, attempts = a.attempt_number, \
            next_attempt_at = a.next_at, lease_token = NULL, last_status = a.response_status, \
            updated_at = a.started_at + a.duration_ms \
-         FROM a WHERE d.key = a.delivery_key AND d.lease_token = a.lease_token AND d.state = 0 \
+         FROM a WHERE d.key = a.delivery_key AND d.lease_token = a.lease_token \
          RETURNING d.key",
         &[
             &ids,
