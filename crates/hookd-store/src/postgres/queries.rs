@@ -834,6 +834,28 @@ fn state_code(state: DeliveryState) -> i16 {
     i16::try_from(state.code()).unwrap_or(i16::MAX)
 }
 
+/// The outcome statement of [`record_attempts`] (see the comment there).
+const RECORD_OUTCOMES: &str = "WITH a AS ( \
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[], $5::bigint[], \
+             $6::bigint[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], \
+             $12::text[], $13::smallint[], $14::bigint[]) \
+           AS a(id, delivery_key, lease_token, attempt_number, started_at, duration_ms, format, \
+             request_headers, response_status, response_headers, response_body, error, \
+             next_state, next_at)), \
+         logged AS ( \
+           INSERT INTO attempts (id, delivery_key, event_key, webhook_key, attempt_number, \
+             started_at, duration_ms, format, request_headers, response_status, \
+             response_headers, response_body, error) \
+           SELECT a.id, a.delivery_key, d.event_key, d.webhook_key, a.attempt_number, \
+             a.started_at, a.duration_ms, a.format, a.request_headers, a.response_status, \
+             a.response_headers, a.response_body, a.error \
+           FROM a JOIN deliveries d ON d.key = a.delivery_key) \
+         UPDATE deliveries d SET state = a.next_state, attempts = a.attempt_number, \
+           next_attempt_at = a.next_at, lease_token = NULL, last_status = a.response_status, \
+           updated_at = a.started_at + a.duration_ms \
+         FROM a WHERE d.key = a.delivery_key AND d.lease_token = a.lease_token \
+         RETURNING d.key";
+
 /// Logs attempts and moves their deliveries on where the lease is still the caller's, in
 /// one statement. Returns the deliveries whose state the attempts decided.
 pub(super) async fn record_attempts(
@@ -886,26 +908,7 @@ pub(super) async fn record_attempts(
     // of finding the batch's rows by primary key.
     let decided = rows(
         c,
-        "WITH a AS ( \
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[], $5::bigint[], \
-             $6::bigint[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], \
-             $12::text[], $13::smallint[], $14::bigint[]) \
-           AS a(id, delivery_key, lease_token, attempt_number, started_at, duration_ms, format, \
-             request_headers, response_status, response_headers, response_body, error, \
-             next_state, next_at)), \
-         logged AS ( \
-           INSERT INTO attempts (id, delivery_key, event_key, webhook_key, attempt_number, \
-             started_at, duration_ms, format, request_headers, response_status, \
-             response_headers, response_body, error) \
-           SELECT a.id, a.delivery_key, d.event_key, d.webhook_key, a.attempt_number, \
-             a.started_at, a.duration_ms, a.format, a.request_headers, a.response_status, \
-             a.response_headers, a.response_body, a.error \
-           FROM a JOIN deliveries d ON d.key = a.delivery_key) \
-         UPDATE deliveries d SET state = a.next_state, attempts = a.attempt_number, \
-           next_attempt_at = a.next_at, lease_token = NULL, last_status = a.response_status, \
-           updated_at = a.started_at + a.duration_ms \
-         FROM a WHERE d.key = a.delivery_key AND d.lease_token = a.lease_token \
-         RETURNING d.key",
+        RECORD_OUTCOMES,
         &[
             &ids,
             &delivery_keys,
@@ -985,4 +988,79 @@ pub(super) async fn purge_events_received_before(
         deliveries: widen(deliveries),
         attempts: widen(attempts),
     })
+}
+
+#[cfg(test)]
+mod plans {
+    use hookd_testkit::postgres::{TestSchema, enabled};
+
+    use super::RECORD_OUTCOMES;
+    use crate::postgres::PostgresStore;
+
+    /// Tables far larger than when hookd started and never analysed (a fresh install, or
+    /// this test server with autovacuum off): the outcome statement must still find its
+    /// batch by primary key, not read the table or every pending delivery.
+    #[tokio::test]
+    async fn outcomes_find_their_deliveries_by_key_in_a_grown_unanalysed_table() {
+        if !enabled("outcomes_find_their_deliveries_by_key_in_a_grown_unanalysed_table") {
+            return;
+        }
+        let schema = TestSchema::create().await;
+        let store = PostgresStore::connect(schema.url()).await.expect("store");
+        let c = store.engine.get().await.expect("connection");
+        let mode: String = c
+            .query_one("SHOW plan_cache_mode", &[])
+            .await
+            .expect("show")
+            .get(0);
+        assert_eq!(mode, "force_custom_plan");
+        c.batch_execute(
+            "INSERT INTO clients VALUES ('c', 'c', '\\x00', 0);
+             INSERT INTO webhooks (id, client_id, url, events, format, signature_header, \
+               enabled, metadata, secret, created_at, updated_at) \
+               VALUES ('w', 'c', 'https://example.com/', '[\"*\"]', 'standard', \
+               'webhook-signature', true, '{}', 's', 0, 0);
+             INSERT INTO events (client_id, id, type, data, received_at) \
+               SELECT 'c', 'evt_' || n, 'a.b', '{}', n FROM generate_series(1, 20000) n;
+             INSERT INTO deliveries (event_key, webhook_key, state, attempts, next_attempt_at, \
+               lease_token, updated_at) \
+               SELECT key, 1, (key % 2)::smallint, 0, key, key, 0 FROM events;",
+        )
+        .await
+        .expect("fill");
+        // A batch as the engine sends them: 64 outcomes.
+        let n = 64;
+        let texts = vec!["x"; n];
+        let keys: Vec<i64> = (1..=64).map(|k| k * 300).collect();
+        let empty: Vec<Option<&str>> = vec![None; n];
+        let plan: Vec<String> = c
+            .query(
+                &format!("EXPLAIN {RECORD_OUTCOMES}"),
+                &[
+                    &texts,
+                    &keys,
+                    &keys,
+                    &vec![1_i32; n],
+                    &vec![0_i64; n],
+                    &vec![1_i64; n],
+                    &texts,
+                    &texts,
+                    &vec![Some(200_i32); n],
+                    &texts,
+                    &empty,
+                    &empty,
+                    &vec![1_i16; n],
+                    &vec![1_i64; n],
+                ],
+            )
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("deliveries_pkey"), "{plan}");
+        assert!(!plan.contains("Seq Scan on deliveries"), "{plan}");
+        assert!(!plan.contains("deliveries_due"), "{plan}");
+    }
 }
