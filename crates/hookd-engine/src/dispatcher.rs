@@ -3,10 +3,11 @@
 //! batches and only then frees their slots.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookd_store::model::{ClaimRequest, ClaimedDelivery, FinishedAttempt, HealthPolicy};
+use hookd_store::model::{ClaimRequest, ClaimedDelivery, FinishedAttempt, HealthPolicy, NextStep};
 use hookd_store::{Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep, sleep_until};
@@ -90,6 +91,8 @@ pub(crate) async fn run(
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     let in_flight = Arc::new(InFlight::default());
     let freed = Arc::new(Notify::new());
+    // The earliest retry the recorder has stored since the dispatcher last looked.
+    let retry_hint = Arc::new(AtomicI64::new(i64::MAX));
     let due = store.due_signal();
     let lease_ms = millis(config.attempt_timeout + LEASE_MARGIN);
     // Bounded by the pool: at most `max_in_flight` attempts can be waiting to be stored.
@@ -105,6 +108,7 @@ pub(crate) async fn run(
         finished_rx,
         Arc::clone(&in_flight),
         Arc::clone(&freed),
+        Arc::clone(&retry_hint),
     ));
     let mut dispatcher = Dispatcher {
         store: Arc::clone(&store),
@@ -120,6 +124,15 @@ pub(crate) async fn run(
     };
     tokio::pin!(shutdown);
 
+    // The store is asked for due work only when some may be there: at start, when it says
+    // so (`due`: new deliveries nobody holds, retries due now, releases, other nodes), when
+    // the next due time or poll interval comes, when a stored retry falls due, and when a
+    // slot frees while the last claim left due work behind (pool or webhook at its
+    // limit). Deliveries handed off by publishing and finished attempts need no claim: a
+    // claim per attempt was most of the PostgreSQL server's work at moderate rates.
+    let mut claim_needed = true;
+    let mut left_work_behind = false;
+    let mut wake_at = Instant::now() + config.poll_interval;
     loop {
         // Work already leased to us first: its leases are running.
         while let Ok(delivery) = fresh.try_recv() {
@@ -127,37 +140,50 @@ pub(crate) async fn run(
         }
         dispatcher.start_waiting();
         dispatcher.give_back_overflow().await;
+        let retry_at_ms = retry_hint.swap(i64::MAX, Ordering::Relaxed);
+        if retry_at_ms != i64::MAX {
+            wake_at = wake_at.min(instant_at(retry_at_ms));
+        }
+        if Instant::now() >= wake_at {
+            claim_needed = true;
+        }
         let room = slots.available_permits().min(config.claim_batch);
         if room == 0 {
             tokio::select! {
                 Some(delivery) = fresh.recv() => dispatcher.take_handed_off(delivery),
-                () = freed.notified() => {}
+                () = freed.notified() => claim_needed |= left_work_behind,
                 () = &mut shutdown => break,
             }
             continue;
         }
-        let claimed_at_ms = now_ms();
-        let claimed = match dispatcher.claim_and_start(room, claimed_at_ms).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!("claiming deliveries failed: {e}");
-                tokio::select! {
-                    () = sleep(ERROR_BACKOFF) => continue,
-                    () = &mut shutdown => break,
+        if claim_needed {
+            claim_needed = false;
+            let claimed_at_ms = now_ms();
+            let (claimed, at_limit) = match dispatcher.claim_and_start(room, claimed_at_ms).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!("claiming deliveries failed: {e}");
+                    claim_needed = true;
+                    tokio::select! {
+                        () = sleep(ERROR_BACKOFF) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
+            };
+            if claimed == room {
+                claim_needed = true;
+                continue;
             }
-        };
-        if claimed == room {
-            continue;
+            left_work_behind = at_limit;
+            wake_at = next_wake(&*store, config.poll_interval, claimed_at_ms).await;
         }
         // Nothing more is due now: sleep until new work, a freed slot (a webhook that was
         // at its limit may have more), the next retry, or the poll interval.
-        let wake_at = next_wake(&*store, config.poll_interval, claimed_at_ms).await;
         tokio::select! {
             Some(delivery) = fresh.recv() => dispatcher.take_handed_off(delivery),
-            () = due.notified() => {}
-            () = freed.notified() => {}
-            () = sleep_until(wake_at) => {}
+            () = due.notified() => claim_needed = true,
+            () = freed.notified() => claim_needed |= left_work_behind,
+            () = sleep_until(wake_at) => claim_needed = true,
             () = &mut shutdown => break,
         }
     }
@@ -293,19 +319,25 @@ impl Dispatcher {
         }
     }
 
-    /// Claims up to `room` due deliveries and starts them; returns how many it claimed.
-    async fn claim_and_start(&mut self, room: usize, now_ms: i64) -> Result<usize, StoreError> {
+    /// Claims up to `room` due deliveries and starts them; returns how many it claimed,
+    /// and whether a webhook was at its limit (so due work of its may have been left).
+    async fn claim_and_start(
+        &mut self,
+        room: usize,
+        now_ms: i64,
+    ) -> Result<(usize, bool), StoreError> {
         // What waits counts against its webhook's room as much as what is in flight.
         let mut busy: HashMap<i64, usize> = self.in_flight.snapshot().into_iter().collect();
         for (key, queue) in &self.waiting {
             *busy.entry(*key).or_default() += queue.len();
         }
+        let per_webhook = self.config.max_in_flight_per_webhook;
         let claim = ClaimRequest {
             now_ms,
             lease_ms: self.lease_ms,
             limit: room,
-            max_per_webhook: self.config.max_in_flight_per_webhook,
-            in_flight: busy.into_iter().collect(),
+            max_per_webhook: per_webhook,
+            in_flight: busy.iter().map(|(key, n)| (*key, *n)).collect(),
         };
         let claimed = self.store.claim_due_deliveries(claim).await?;
         let count = claimed.len();
@@ -317,9 +349,14 @@ impl Dispatcher {
                 continue;
             };
             self.in_flight.add(delivery.webhook_key);
+            *busy.entry(delivery.webhook_key).or_default() += 1;
             start_attempt(&self.ctx, &self.metrics, &self.finished, delivery, permit);
         }
-        Ok(count)
+        // The store gave each webhook at most its room as of the claim's start: one that
+        // got all of it (or had none) may have more due. Attempts finishing meanwhile do
+        // not change that answer.
+        let at_limit = busy.values().any(|&n| n >= per_webhook);
+        Ok((count, at_limit))
     }
 }
 
@@ -368,6 +405,12 @@ async fn next_wake(store: &dyn Store, poll_interval: Duration, claimed_at_ms: i6
     }
 }
 
+/// The monotonic instant of a unix-ms time (now, if it has passed).
+fn instant_at(at_ms: i64) -> Instant {
+    let wait = u64::try_from(at_ms - now_ms()).unwrap_or(0);
+    Instant::now() + Duration::from_millis(wait)
+}
+
 /// Stores finished attempts, as many at a time as have piled up, then frees their slots.
 async fn record(
     store: Arc<dyn Store>,
@@ -375,6 +418,7 @@ async fn record(
     mut finished: mpsc::Receiver<Finished>,
     in_flight: Arc<InFlight>,
     freed: Arc<Notify>,
+    retry_hint: Arc<AtomicI64>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -382,9 +426,23 @@ async fn record(
             .drain(..)
             .map(|f| (f.attempt, (f.webhook_key, f.permit)))
             .unzip();
-        if let Err(e) = store.record_attempts(attempts, health).await {
+        let earliest_retry = attempts
+            .iter()
+            .filter_map(|a| match a.next {
+                NextStep::RetryAt { at_ms } => Some(at_ms),
+                _ => None,
+            })
+            .min();
+        match store.record_attempts(attempts, health).await {
+            // Stored: the dispatcher wakes for the earliest retry (the store's own signal
+            // covers those due at once).
+            Ok(()) => {
+                if let Some(at_ms) = earliest_retry {
+                    retry_hint.fetch_min(at_ms, Ordering::Relaxed);
+                }
+            }
             // The leases run out and the deliveries are attempted again: at least once.
-            tracing::error!("recording attempts failed: {e}");
+            Err(e) => tracing::error!("recording attempts failed: {e}"),
         }
         for (webhook_key, permit) in slots {
             in_flight.remove(webhook_key);
