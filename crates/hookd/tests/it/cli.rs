@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hookd_verify::{SignatureHeaders, WebhookSecret, sign_hex};
 use serde_json::Value;
@@ -12,7 +11,7 @@ use hookd_testkit::postgres::TestSchema;
 use hookd_testkit::{Backend, backend_tests};
 use tempfile::TempDir;
 
-use crate::bin;
+use crate::{bin, unix_seconds};
 
 backend_tests!(
     clients_create_prints_json_once,
@@ -165,16 +164,6 @@ fn header_args(headers: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-fn unix_now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
 #[test]
 fn verify_agrees_with_every_published_standard_webhooks_vector() {
     let document: Value = serde_json::from_str(VECTORS).unwrap();
@@ -245,9 +234,9 @@ fn verify_checks_the_timestamp_unless_told_not_to() {
         hookd_verify(&args, body)
     };
 
-    let fresh = signed_at(unix_now());
+    let fresh = signed_at(unix_seconds());
     assert_eq!(run(&fresh, None).status.code(), Some(0));
-    let stale = signed_at(unix_now() - 3600);
+    let stale = signed_at(unix_seconds() - 3600);
     let output = run(&stale, None);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
@@ -258,7 +247,7 @@ fn verify_checks_the_timestamp_unless_told_not_to() {
     assert_eq!(run(&stale, Some("2h")).status.code(), Some(0));
     assert_eq!(run(&stale, Some("none")).status.code(), Some(0));
     assert_eq!(run(&stale, Some("30m")).status.code(), Some(1));
-    let ahead = signed_at(unix_now() + 3600);
+    let ahead = signed_at(unix_seconds() + 3600);
     let stderr = text(&run(&ahead, None).stderr);
     assert!(stderr.contains("s in the future"), "{stderr}");
 }

@@ -42,6 +42,11 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_hookd"))
 }
 
+/// The clock, in unix seconds (signature timestamps, event times).
+fn unix_seconds() -> i64 {
+    hookd_core::time::unix_ms(std::time::SystemTime::now()).div_euclid(1000)
+}
+
 async fn start(backend: Backend) -> Hookd {
     start_with(ServeOptions {
         backend,

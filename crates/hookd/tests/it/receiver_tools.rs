@@ -3,7 +3,6 @@
 //! what hookd really sends (both formats, a webhook's own header name, a rotation).
 
 use std::process::Output;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,7 +17,7 @@ use hookd_verify::{
     VerifyOptions, verify,
 };
 
-use crate::{bin, start};
+use crate::{bin, start, unix_seconds};
 
 backend_tests!(
     send_publishes_sample_data_or_the_given_data,
@@ -275,16 +274,6 @@ struct Payout {
     currency: String,
 }
 
-fn unix_now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
 fn delivery(r: &Recorded) -> Delivery<'_> {
     Delivery::from_headers(&r.headers, &r.body)
 }
@@ -335,7 +324,7 @@ async fn hookd_verify_accepts_what_hookd_sends(backend: Backend) {
 
     for (path, _, secret, header) in &secrets {
         let r = got.iter().find(|r| r.path == *path).unwrap();
-        let options = VerifyOptions::new(unix_now()).with_hex_header_names([header.as_str()]);
+        let options = VerifyOptions::new(unix_seconds()).with_hex_header_names([header.as_str()]);
         assert_eq!(
             verify(&delivery(r), secret, &options),
             Ok(VerifiedScheme::StandardWebhooks),
@@ -390,7 +379,7 @@ async fn hookd_verify_accepts_what_hookd_sends(backend: Backend) {
         .iter()
         .find(|r| r.path == "/typed" && r.header("webhook-id") == second)
         .unwrap();
-    let options = VerifyOptions::new(unix_now());
+    let options = VerifyOptions::new(unix_seconds());
     for secret in [old_secret.as_str(), new_secret] {
         assert_eq!(
             verify(&delivery(r), secret, &options),
@@ -411,7 +400,7 @@ async fn hookd_verify_accepts_what_hookd_sends(backend: Backend) {
     assert_eq!(status / 100, 2, "{replayed}");
     let got = receiver.wait_for(7, PATIENCE).await;
     let mut ledger = MemoryLedger::new(100);
-    let now = unix_now();
+    let now = unix_seconds();
     let firsts: Vec<bool> = got
         .iter()
         .filter(|r| r.path == "/typed")

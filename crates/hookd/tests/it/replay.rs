@@ -4,7 +4,7 @@
 //! `GET /v2/replays/{id}`, and `hookd replay` does both from the command line.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use hookd_testkit::server::{Hookd, ServeOptions};
 use hookd_testkit::signatures::expected_hex;
 use hookd_testkit::{Backend, PATIENCE, backend_tests};
 
-use crate::{bin, start, start_with};
+use crate::{bin, start, start_with, unix_seconds};
 
 backend_tests!(
     a_replayed_event_arrives_again_with_its_id_and_body_and_attempts_from_1,
@@ -467,11 +467,6 @@ async fn a_bulk_replay_resends_only_the_failed_events_of_its_window(backend: Bac
     let (_, rest) = hookd.get(&format!("{path}?limit=2&cursor={cursor}")).await;
     assert_eq!(rest["data"][0]["id"], job["id"]);
     assert_eq!(rest["next_cursor"], Value::Null);
-}
-
-fn unix_seconds() -> i64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    i64::try_from(now.as_secs()).unwrap()
 }
 
 /// Waits until the clock has passed the second `second`, so the next event is received
