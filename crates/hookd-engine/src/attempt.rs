@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{BufMut, Bytes};
 use hookd_core::envelope::Envelope;
 use hookd_core::ids::{IdKind, new_id};
 use hookd_core::outcome::{
@@ -233,13 +233,8 @@ where
         match frame {
             // Trailers are not logged.
             Some(Ok(frame)) => {
-                if let Ok(mut data) = frame.into_data() {
-                    while data.has_remaining() {
-                        let chunk = data.chunk();
-                        captured.extend_from_slice(chunk);
-                        let read = chunk.len();
-                        data.advance(read);
-                    }
+                if let Ok(data) = frame.into_data() {
+                    captured.put(data);
                 }
             }
             None => break,

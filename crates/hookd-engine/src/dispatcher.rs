@@ -393,14 +393,10 @@ fn start_attempt(
 /// or if the earliest due delivery was already due at the last claim (`claimed_at_ms`) and
 /// still not taken (its webhook is at its limit: a freed slot wakes the dispatcher).
 async fn next_wake(store: &dyn Store, poll_interval: Duration, claimed_at_ms: i64) -> Instant {
-    let now = Instant::now();
-    let latest = now + poll_interval;
+    let latest = Instant::now() + poll_interval;
     match store.next_due_at().await {
-        Ok(Some(due_ms)) if due_ms > claimed_at_ms => {
-            // Possibly already past: then the loop claims again at once.
-            let wait = u64::try_from(due_ms - now_ms()).unwrap_or(0);
-            (now + Duration::from_millis(wait)).min(latest)
-        }
+        // Possibly already past: then the loop claims again at once.
+        Ok(Some(due_ms)) if due_ms > claimed_at_ms => instant_at(due_ms).min(latest),
         _ => latest,
     }
 }
